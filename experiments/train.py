@@ -1,0 +1,45 @@
+"""Train (or resume) a MatMul-free LM.
+
+    python -m experiments.train --workdir=workdir/tiny
+    python -m experiments.train --workdir=workdir/fp --config.model.full_precision=True
+    python -m experiments.train --workdir=workdir/mine --data=notes.txt,books/
+
+Running the same command again resumes from the latest checkpoint in --workdir and
+continues bit-identically; Ctrl-C saves a checkpoint before exiting.
+"""
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import _cli
+from neurojax.errors import NeurojaxError
+from neurojax.train import train
+
+_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/lm.py", "Run config file (and :preset).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, config.json, metrics.jsonl, loss.png.")
+_DATA = flags.DEFINE_string("data", None, "Comma-separated text files or directories to train on "
+                            "(default: the config's data.source, the Python stdlib corpus).")
+_STOP_AFTER = flags.DEFINE_integer("stop_after_steps", None, "End this invocation after N steps with a checkpoint "
+                                   "(as a preemption would); rerun to resume.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise NeurojaxError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+    if not _WORKDIR.value:
+        raise NeurojaxError("--workdir is required")
+    if _STOP_AFTER.value is not None and _STOP_AFTER.value <= 0:
+        raise NeurojaxError(f"--stop_after_steps must be positive, got {_STOP_AFTER.value}")
+    cfg = _CONFIG.value
+    if _DATA.value:
+        cfg.data.source = _DATA.value
+    summary = train(cfg, _WORKDIR.value, stop_after_steps=_STOP_AFTER.value, log=_cli.say)
+    if summary["finished"]:
+        v = summary["validation"]
+        _cli.say(f"done: step {summary['step']}, validation loss {v['loss']:.4f}, "
+                 f"{v['bits_per_byte']:.4f} bits/byte, perplexity {v['perplexity']:.3f}")
+    elif summary["interrupted"]:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    _cli.run(main)

@@ -1,0 +1,18 @@
+"""Flax linen modules of the MatMul-free LM, its presets and its mixer registries."""
+from neurojax.nn.bitlinear import QUANTIZED, BitLinear
+from neurojax.nn.config import PRESETS, ModelConfig, default_intermediate_size, preset
+from neurojax.nn.glu import GLU
+from neurojax.nn.lm import Block, MatMulFreeLM, decode_step, init_params, initial_state
+from neurojax.nn.loss import next_token_loss
+from neurojax.nn.mlgru import MLGRU, lower_bounds
+from neurojax.nn.norm import RMSNorm, rms_norm
+from neurojax.nn.params import count_params, inference_variables, weight_memory_bits
+from neurojax.nn.registry import CHANNEL_MIXERS, TOKEN_MIXERS, Registry
+
+__all__ = [
+    "BitLinear", "Block", "CHANNEL_MIXERS", "GLU", "MLGRU", "MatMulFreeLM", "ModelConfig", "PRESETS",
+    "QUANTIZED", "RMSNorm", "Registry", "TOKEN_MIXERS", "count_params", "decode_step",
+    "default_intermediate_size", "inference_variables", "init_params", "initial_state", "lower_bounds",
+    "next_token_loss",
+    "preset", "rms_norm", "weight_memory_bits",
+]

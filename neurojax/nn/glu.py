@@ -1,0 +1,26 @@
+"""GLU channel mixer (`mlp`): `down(silu(gate) * up)` with `[gate, up] = gate_proj(x)`.
+
+The reference always uses SiLU (the config's `hidden_act` is ignored).
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from neurojax.nn.bitlinear import BitLinear
+from neurojax.nn.config import ModelConfig
+from neurojax.nn.registry import CHANNEL_MIXERS
+
+
+@CHANNEL_MIXERS.register("glu")
+class GLU(nn.Module):
+    """Gated linear unit with one fused `gate_proj` (d -> 2I; first half is the gate)."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, x: Float[Array, "... d"]) -> Float[Array, "... d"]:
+        cfg = self.config
+        y = BitLinear(2 * cfg.ffn_size, cfg.full_precision, cfg.init_std, name="gate_proj")(x)
+        gate, up = jnp.split(y, 2, axis=-1)
+        return BitLinear(cfg.d_model, cfg.full_precision, cfg.init_std, name="down_proj")(jax.nn.silu(gate) * up)

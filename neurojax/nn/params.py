@@ -1,0 +1,68 @@
+"""Parameter bookkeeping: counts without allocation, inference variables, weight memory."""
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neurojax.nn.bitlinear import QUANTIZED
+from neurojax.nn.config import ModelConfig
+
+TERNARY_BITS_PACKED = 2  # 4 codes per byte, as stored by a packed export / kernel
+
+
+def abstract_params(config: ModelConfig) -> Any:
+    """Shapes and dtypes of the parameters, from `jax.eval_shape` (nothing is allocated)."""
+    from neurojax.nn.lm import MatMulFreeLM, init_params
+
+    model = MatMulFreeLM(config)
+    return jax.eval_shape(lambda k: init_params(model, k, seq_len=1), jax.random.PRNGKey(0))
+
+
+def count_params(config_or_params: Any) -> int:
+    """Number of scalar parameters of a config (no allocation) or of a params pytree."""
+    params = abstract_params(config_or_params) if isinstance(config_or_params, ModelConfig) else config_or_params
+    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))
+
+
+def _is_projection_weight(path: tuple, leaf: Any) -> bool:
+    return path[-1] == "weight" and len(leaf.shape) == 2
+
+
+def weight_memory_bits(config: ModelConfig, float_bits: int = 32) -> dict[str, int]:
+    """Bits needed to store the model's weights for inference.
+
+    Ternary projection weights count `TERNARY_BITS_PACKED` bits each plus one
+    float scale per tensor; everything else (embedding, norms, lower bounds, and
+    every projection when `config.full_precision`) counts `float_bits`.
+    Returns `{"projection": ..., "other": ..., "total": ...}`.
+    """
+    flat = flax.traverse_util.flatten_dict(abstract_params(config))
+    proj = other = 0
+    for path, leaf in flat.items():
+        n = int(np.prod(leaf.shape))
+        if _is_projection_weight(path, leaf):
+            proj += n * float_bits if config.full_precision else n * TERNARY_BITS_PACKED + float_bits
+        else:
+            other += n * float_bits
+    return {"projection": proj, "other": other, "total": proj + other}
+
+
+def inference_variables(model: Any, params: Any) -> dict:
+    """Precompute every BitLinear's ternary codes (int8) and scale once, for decoding.
+
+    Returns `{"params": params without latent projection weights, "quantized": codes}`;
+    `model.apply` on it computes exactly the same logits as on `{"params": params}`
+    without re-ternarizing each step, and holds int8 instead of float32 weights.
+    Full-precision models are returned unchanged.
+    """
+    if model.config.full_precision:
+        return {"params": params}
+    _, extra = model.apply({"params": params}, jnp.zeros((1, 1), jnp.int32), mutable=[QUANTIZED])
+    quantized = extra[QUANTIZED]
+    qflat = flax.traverse_util.flatten_dict(quantized)
+    owners = {path[:-1] for path in qflat}
+    pflat = {p: v for p, v in flax.traverse_util.flatten_dict(params).items()
+             if not (p[-1] == "weight" and p[:-1] in owners)}
+    return {"params": flax.traverse_util.unflatten_dict(pflat), QUANTIZED: quantized}

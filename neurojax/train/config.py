@@ -1,0 +1,66 @@
+"""The run config: one `ml_collections.ConfigDict` with `model`, `data` and `train` sections.
+
+`experiments/configs/*.py` build on `run_config`; binaries override fields with
+`--config.<section>.<field>=value`. `validate_run_config` turns every bad value
+into one clear `NeurojaxError` before anything is written.
+"""
+import ml_collections
+
+from neurojax.errors import NeurojaxError
+from neurojax.nn.config import ModelConfig, preset
+
+
+def run_config(model_preset: str = "tiny") -> ml_collections.ConfigDict:
+    """Defaults for training `model_preset` on the embedded Python-stdlib corpus."""
+    cfg = ml_collections.ConfigDict()
+    cfg.model = ml_collections.ConfigDict(preset(model_preset).to_dict())
+    cfg.data = ml_collections.ConfigDict({
+        # "stdlib" (embedded corpus), "synthetic" (fast tests), or comma-separated files / dirs.
+        "source": "stdlib",
+        "validation_fraction": 0.05,
+    })
+    cfg.train = ml_collections.ConfigDict({
+        "num_steps": 600,
+        "batch_size": 16,
+        "seq_len": 128,
+        "learning_rate": 3e-3,
+        "warmup_steps": 60,
+        "weight_decay": 0.01,
+        "b1": 0.9,
+        "b2": 0.95,
+        "grad_clip": 1.0,
+        "seed": 0,
+        "log_every": 20,
+        "eval_every": 200,
+        "eval_batches": 8,
+        "checkpoint_every": 200,
+        "keep_checkpoints": 2,
+    })
+    return cfg
+
+
+_POSITIVE = ("num_steps", "batch_size", "seq_len", "log_every", "eval_batches", "checkpoint_every",
+             "keep_checkpoints")
+
+
+def validate_run_config(cfg: ml_collections.ConfigDict) -> ModelConfig:
+    """Check every section; return the model config. Raises NeurojaxError naming the bad field."""
+    for section in ("model", "data", "train"):
+        if section not in cfg:
+            raise NeurojaxError(f"config has no {section!r} section")
+    model = ModelConfig.from_dict(cfg.model.to_dict())
+    t = cfg.train
+    for name in _POSITIVE:
+        if int(t[name]) <= 0:
+            raise NeurojaxError(f"train.{name} must be positive, got {t[name]}")
+    if int(t.eval_every) < 0:
+        raise NeurojaxError(f"train.eval_every must be >= 0 (0 = only at the end), got {t.eval_every}")
+    if not 0 <= int(t.warmup_steps) < int(t.num_steps):
+        raise NeurojaxError(f"train.warmup_steps={t.warmup_steps} must be in [0, train.num_steps={t.num_steps})")
+    if not 0.0 < float(cfg.data.validation_fraction) < 1.0:
+        raise NeurojaxError(f"data.validation_fraction must be in (0, 1), got {cfg.data.validation_fraction}")
+    if not 0.0 <= t.b1 < 1.0 or not 0.0 <= t.b2 < 1.0:
+        raise NeurojaxError(f"train.b1 and train.b2 must be in [0, 1), got {t.b1}, {t.b2}")
+    if t.weight_decay < 0:
+        raise NeurojaxError(f"train.weight_decay must be >= 0, got {t.weight_decay}")
+    return model

@@ -1,0 +1,39 @@
+"""Loss and the jitted training step (pure functions of an explicit state pytree)."""
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Int
+
+from neurojax.nn.loss import next_token_loss
+
+TrainState = dict  # {"params", "opt_state", "step" (int32 scalar), "rng" (PRNG key data)}
+
+
+def init_train_state(model: Any, optimizer: optax.GradientTransformation, seed: int, seq_len: int) -> TrainState:
+    """Fresh parameters and optimizer state from `seed`; the step RNG derives from it too."""
+    from neurojax.nn import init_params
+
+    init_rng, step_rng = jax.random.split(jax.random.PRNGKey(seed))
+    params = init_params(model, init_rng, seq_len)
+    return {"params": params, "opt_state": optimizer.init(params),
+            "step": jnp.zeros((), jnp.int32), "rng": step_rng}
+
+
+def make_train_step(model: Any, optimizer: optax.GradientTransformation) -> Callable:
+    """`train_step(state, batch [B, T+1] int32) -> (state, metrics)`, jitted, state donated."""
+
+    def loss_fn(params, batch):
+        logits, _ = model.apply({"params": params}, batch[:, :-1])
+        loss, _ = next_token_loss(logits, batch[:, 1:])
+        return loss
+
+    def train_step(state: TrainState, batch: Int[Array, "B T1"]):
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch)
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        return {"params": params, "opt_state": opt_state, "step": state["step"] + 1, "rng": state["rng"]}, metrics
+
+    return jax.jit(train_step, donate_argnums=0)

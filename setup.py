@@ -1,0 +1,45 @@
+"""neurojax: MatMul-free, integer-only and spiking language models in JAX.
+
+`kernels/` lives at the top of the repository (one folder per op, each with a
+reference) but is installed as the subpackage `neurojax.kernels`, so library code
+imports `neurojax.kernels.<op>.api` in both editable and regular installs.
+"""
+from setuptools import setup
+
+_LIB = [
+    "neurojax",
+    "neurojax.quant",
+    "neurojax.nn",
+    "neurojax.data",
+    "neurojax.train",
+    "neurojax.eval",
+    "neurojax.inference",
+    "neurojax.tables",
+]
+_KERNELS = ["linear_recurrence"]
+
+setup(
+    name="neurojax",
+    version="0.1.0",
+    description="MatMul-free, integer-only and spiking language models in JAX",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=_LIB + ["neurojax.kernels"] + [f"neurojax.kernels.{k}" for k in _KERNELS],
+    package_dir={"neurojax.kernels": "kernels"},
+    install_requires=[
+        "jax>=0.4.35",
+        "flax>=0.10",
+        "optax>=0.2.3",
+        "orbax-checkpoint>=0.10",
+        "chex>=0.1.87",
+        "absl-py>=2.0",
+        "ml-collections>=0.1.1",
+        "numpy>=1.26",
+        "jaxtyping>=0.2.34",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5"],
+    },
+)
