@@ -30,7 +30,7 @@ setup(
     install_requires=[
         "jax>=0.4.35",
         "flax>=0.10",
-        "optax>=0.2.3",
+        "optax>=0.2.5",
         "orbax-checkpoint>=0.10",
         "chex>=0.1.87",
         "absl-py>=2.0",
@@ -40,6 +40,6 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5", "wheel", "setuptools>=64"],
     },
 )

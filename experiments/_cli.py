@@ -1,10 +1,24 @@
-"""Shared plumbing of the binaries: one-line errors, quiet library logs, common flags."""
-import sys
-from typing import Callable
+"""Shared plumbing of the binaries: one-line errors, quiet library logs, the config flag.
 
-from absl import app, logging
+Every user mistake (unknown flag, bad `--config` override or preset, bad value,
+missing or corrupt checkpoint) ends the program with a single `error: ...` line on
+stderr and exit status 2; tracebacks are kept for real bugs.
+"""
+import sys
+from typing import Callable, NoReturn
+
+from absl import app, flags, logging
+from ml_collections import config_flags
 
 from neurojax.errors import NeurojaxError
+
+# Raised by ml_collections while applying `--config=...:preset` and `--config.a.b=v`.
+_CONFIG_ERRORS = (NeurojaxError, AttributeError, KeyError, ValueError, TypeError, flags.Error)
+
+
+def fail(msg: str) -> NoReturn:
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 def say(msg: str) -> None:
@@ -12,19 +26,37 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def define_config(default: str = "experiments/configs/lm.py"):
+    """`--config` (an `ml_collections` config file, `:preset` suffix, `--config.x.y=v` overrides)."""
+    try:  # overrides on the command line are already applied here, at definition
+        return config_flags.DEFINE_config_file("config", default, "Run config file, optionally :preset.")
+    except (KeyError, AttributeError) as e:
+        fail(f"unknown config field {str(e).strip(chr(34))} in a --config.* override")
+    except _CONFIG_ERRORS as e:
+        fail(f"bad --config or --config.* override: {e}")
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return flags.FLAGS(argv)
+    except _CONFIG_ERRORS as e:
+        fail(f"{e}".strip().strip('"'))
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-    """`absl.app.run(main)`, with `NeurojaxError` printed as one `error:` line and exit code 2."""
+    """`absl.app.run(main)` with one-line errors (exit status 2) for user mistakes."""
 
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)
         _quiet_library_loggers()
+        if len(argv) > 1:
+            fail(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
         try:
             main(argv)
         except NeurojaxError as e:
-            print(f"error: {e}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            fail(str(e))
 
-    app.run(wrapped)
+    app.run(wrapped, flags_parser=_parse_flags)
 
 
 def _quiet_library_loggers() -> None:

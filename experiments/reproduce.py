@@ -27,8 +27,6 @@ _LIST = flags.DEFINE_bool("list", False, "List the registered tables and exit.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise NeurojaxError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
     if _LIST.value:
         for name in TABLES.names():
             _cli.say(f"{name}: {TABLES.get(name).description}")

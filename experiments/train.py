@@ -8,13 +8,12 @@ Running the same command again resumes from the latest checkpoint in --workdir a
 continues bit-identically; Ctrl-C saves a checkpoint before exiting.
 """
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import _cli
 from neurojax.errors import NeurojaxError
 from neurojax.train import train
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/lm.py", "Run config file (and :preset).")
+_CONFIG = _cli.define_config()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, config.json, metrics.jsonl, loss.png.")
 _DATA = flags.DEFINE_string("data", None, "Comma-separated text files or directories to train on "
                             "(default: the config's data.source, the Python stdlib corpus).")
@@ -23,8 +22,6 @@ _STOP_AFTER = flags.DEFINE_integer("stop_after_steps", None, "End this invocatio
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise NeurojaxError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
     if not _WORKDIR.value:
         raise NeurojaxError("--workdir is required")
     if _STOP_AFTER.value is not None and _STOP_AFTER.value <= 0:

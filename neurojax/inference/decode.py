@@ -80,8 +80,9 @@ def _validate_prompt(prompt: Any, prompt_mask: Any, vocab_size: int) -> tuple[np
     if not np.all((mask == 0) | (mask == 1)):
         raise NeurojaxError("prompt_mask must contain only 0 (padding) and 1 (token)")
     mask = mask.astype(np.float32)
-    if np.any(np.diff(mask, axis=1) < 0) or np.any(mask[:, -1] == 0):
-        rows = sorted(set(np.nonzero(np.diff(mask, axis=1) < 0)[0].tolist()) | set(np.nonzero(mask[:, -1] == 0)[0].tolist()))
+    bad_rows = np.any(np.diff(mask, axis=1) < 0, axis=1) | (mask[:, -1] == 0)
+    if bad_rows.any():
+        rows = np.nonzero(bad_rows)[0].tolist()
         raise NeurojaxError(
             f"prompt_mask rows {rows} are not left-padded: each row must be zeros then ones, "
             "ending with at least one real token")

@@ -31,9 +31,14 @@ class RunData:
         return BatchIterator(self.train_tokens, batch_size, seq_len, seed, step=step)
 
 
-def load_run_data(cfg: Any) -> RunData:
-    """Load the corpus (or synthetic task) of `cfg.data` with the shapes of `cfg.train`."""
+def load_run_data(cfg: Any, eval_batches: Optional[int] = None) -> RunData:
+    """Load the corpus (or synthetic task) of `cfg.data` with the shapes of `cfg.train`.
+
+    `eval_batches` (default `cfg.train.eval_batches`) bounds the validation windows; 0 means
+    the whole validation split.
+    """
     t = cfg.train
+    eval_batches = t.eval_batches if eval_batches is None else eval_batches
     tok = ByteTokenizer()
     byte_lengths = np.zeros(cfg.model.vocab_size, np.float32)
     byte_lengths[: min(256, cfg.model.vocab_size)] = 1.0
@@ -42,9 +47,9 @@ def load_run_data(cfg: Any) -> RunData:
                             f"{tok.vocab_size}")
     if cfg.data.source == "synthetic":
         val = [synthetic_batch(10**9 + i, t.batch_size, t.seq_len, cfg.model.vocab_size, seed=t.seed + 1)
-               for i in range(t.eval_batches)]
+               for i in range(eval_batches or t.eval_batches)]
         return RunData("synthetic", f"synthetic-v{cfg.model.vocab_size}", cfg.model.vocab_size, None, val,
                        byte_lengths)
     corpus = load_corpus(None if cfg.data.source == "stdlib" else cfg.data.source, cfg.data.validation_fraction)
-    val = eval_windows(corpus.validation, t.batch_size, t.seq_len, t.eval_batches)
+    val = eval_windows(corpus.validation, t.batch_size, t.seq_len, eval_batches or None)
     return RunData(corpus.name, corpus.fingerprint, cfg.model.vocab_size, corpus.train, val, byte_lengths)

@@ -78,10 +78,10 @@ def train(
     """
     model_cfg = validate_run_config(cfg)
     t = cfg.train
-    data = load_run_data(cfg)
-    claim_workdir(workdir, cfg.to_dict())
-    model = MatMulFreeLM(model_cfg)
     optimizer = make_optimizer(t)
+    data = load_run_data(cfg)
+    claim_workdir(workdir, cfg.to_dict())  # only after every input check has passed
+    model = MatMulFreeLM(model_cfg)
     ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
     metrics = MetricsLog(os.path.join(workdir, METRICS_FILE))
     new_state = lambda: init_train_state(model, optimizer, t.seed, t.seq_len)  # noqa: E731

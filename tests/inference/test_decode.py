@@ -62,31 +62,32 @@ def test_inference_variables_give_same_tokens(lm):
 
 def test_left_padded_row_matches_unpadded_prompt(lm):
     model, params = lm
-    prompt = _prompt(3)
-    pad = 2
-    batch = np.concatenate([np.full((SHAPE[0], pad), 5, np.int32), prompt], axis=1)
-    batch[1, :pad] = _prompt(4, (1, pad))  # row 1: a longer, unpadded prompt
+    prompt = _prompt(4)
+    pad = 3
+    batch = np.concatenate([_prompt(101, (SHAPE[0], pad)), prompt], axis=1)
     mask = np.ones_like(batch, np.float32)
-    mask[0, :pad] = 0
+    mask[0, :pad] = 0  # row 0: left padding; row 1: a longer prompt, all real
     alone = np.asarray(generate(model, {"params": params}, prompt, N, jax.random.PRNGKey(0), GREEDY))
     got = np.asarray(generate(model, {"params": params}, batch, N, jax.random.PRNGKey(0), GREEDY,
                               prompt_mask=mask))
     np.testing.assert_array_equal(got[0], alone[0])
-    # Unmasked, the pad tokens are real input and change the continuation.
+    # Unmasked, row 0's pad tokens are real input and change its continuation (so the
+    # mask is what made it match); row 1 is unaffected by row 0's mask.
     unmasked = np.asarray(generate(model, {"params": params}, batch, N, jax.random.PRNGKey(0), GREEDY,
                                    prompt_mask=np.ones_like(mask)))
-    assert not np.array_equal(unmasked[0], alone[0])
+    assert not np.array_equal(unmasked[0], alone[0]), "pick pad tokens that change the continuation"
     np.testing.assert_array_equal(unmasked[1], got[1])
 
 
 def test_eos_is_sticky(lm):
     model, params = lm
-    prompt = _prompt(5)
-    rng = jax.random.PRNGKey(11)
-    free = np.asarray(generate(model, {"params": params}, prompt, N, rng, SAMPLED))
+    prompt = _prompt(4)
+    rng = jax.random.PRNGKey(0)
+    free = np.asarray(generate(model, {"params": params}, prompt, N, rng, GREEDY))
     eos = int(free[0, 2])
     assert (free[0, 3:] != eos).any(), "pick a seed where the free run continues past the EOS token"
-    got = np.asarray(generate(model, {"params": params}, prompt, N, rng, SAMPLED, eos_id=eos))
+    got = np.asarray(generate(model, {"params": params}, prompt, N, rng, GREEDY, eos_id=eos))
+    assert (got[0, 2:] == eos).all()
     for row_free, row in zip(free, got):
         hits = np.nonzero(row_free == eos)[0]
         stop = hits[0] if hits.size else len(row)

@@ -11,8 +11,11 @@ from hypothesis.extra import numpy as hnp
 from neurojax.quant import absmean_scale, ternarize, ternary_codes
 
 
+_ternary_codes_jit = jax.jit(ternary_codes)
+
+
 def _codes(w):
-    codes, s_w = ternary_codes(jnp.asarray(w))
+    codes, s_w = _ternary_codes_jit(jnp.asarray(w))
     return np.asarray(codes), np.asarray(s_w)
 
 
@@ -84,7 +87,7 @@ def test_codes_are_float32_for_bf16_input():
 
 
 @settings(max_examples=25, deadline=None)
-@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=9),
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=6),
                   elements=st.floats(-1e4, 1e4, width=32, allow_subnormal=False)))
 def test_codes_always_ternary_and_match_numpy_oracle(w):
     codes, s_w = _codes(w)
