@@ -5,5 +5,5 @@ so every check that a user can trip raises `NeurojaxError` with a clear message.
 """
 
 
-class NeurojaxError(Exception):
+class NeurojaxError(ValueError):
     """A user-facing error: the message says what is wrong and how to fix it."""

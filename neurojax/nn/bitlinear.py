@@ -2,7 +2,7 @@
 
 Parameters follow the PyTorch checkpoint layout: `weight [out, in]` (latent, full
 precision) and `norm/weight [in]`. The forward computes
-`(q_x @ codes.T) / (s_x * s_w)` where `q_x` (int8 range) and `codes` (ternary) are
+`(q_x @ codes.T) * (1 / (s_x * s_w))` where `q_x` (int8 range) and `codes` (ternary) are
 integer-valued floats: every partial sum is an integer below 2^24, so the float32
 matmul is exact and equals an int32 accumulation bit for bit.
 
@@ -53,4 +53,6 @@ class BitLinear(nn.Module):
                 self.put_variable(QUANTIZED, "codes", codes.astype(jnp.int8))
                 self.put_variable(QUANTIZED, "scale", s_w)
             acc = q_x @ codes.T
-        return acc / (s_x * s_w)
+        # Rescale by an explicit reciprocal: XLA rewrites `acc / scale` into this anyway, so
+        # writing it out makes the result the same in every program (and in NumPy oracles).
+        return acc * (1.0 / (s_x * s_w))

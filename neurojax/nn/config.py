@@ -32,7 +32,7 @@ class ModelConfig:
     d_model: int
     num_layers: int
     intermediate_size: Optional[int] = None  # None -> default_intermediate_size
-    hidden_ratio: float = 4
+    hidden_ratio: Optional[float] = 4  # None (as in some checkpoint configs) means 4
     num_heads: int = 1
     use_lower_bound: bool = True
     rms_norm_eps: float = 1e-6
@@ -58,7 +58,7 @@ class ModelConfig:
         """The resolved GLU intermediate size."""
         if self.intermediate_size is not None:
             return int(self.intermediate_size)
-        return default_intermediate_size(self.d_model, self.hidden_ratio)
+        return default_intermediate_size(self.d_model, 4 if self.hidden_ratio is None else self.hidden_ratio)
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

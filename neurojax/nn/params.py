@@ -59,8 +59,9 @@ def inference_variables(model: Any, params: Any) -> dict:
     """
     if model.config.full_precision:
         return {"params": params}
-    _, extra = model.apply({"params": params}, jnp.zeros((1, 1), jnp.int32), mutable=[QUANTIZED])
-    quantized = extra[QUANTIZED]
+    # Jitted, so the scales come from the same compiled reductions as a jitted latent forward.
+    collect = jax.jit(lambda p: model.apply({"params": p}, jnp.zeros((1, 1), jnp.int32), mutable=[QUANTIZED])[1])
+    quantized = collect(params)[QUANTIZED]
     qflat = flax.traverse_util.flatten_dict(quantized)
     owners = {path[:-1] for path in qflat}
     pflat = {p: v for p, v in flax.traverse_util.flatten_dict(params).items()

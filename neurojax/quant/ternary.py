@@ -37,7 +37,8 @@ def ternary_codes(w: Float[Array, "..."]) -> tuple[Float[Array, "..."], Float[Ar
     return _ternary_round_ste(w.astype(jnp.float32) * s_w), s_w
 
 
+@straight_through
 def ternarize(w: Float[Array, "..."]) -> Float[Array, "..."]:
-    """Fake-quantized weight `codes / s_w` (float32), identity gradient."""
-    codes, s_w = ternary_codes(w)
-    return codes / s_w
+    """Fake-quantized weight `codes / s_w` (float32) with an exactly-identity gradient."""
+    s_w = absmean_scale(w)
+    return _ternary_round(w.astype(jnp.float32) * s_w) / s_w

@@ -67,10 +67,6 @@ def test_row_max_maps_to_plus_minus_127():
     assert np.all(np.abs(q) <= 127)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG neurojax/quant/activation.py absmax_int8 (via rounding.round_half_away): "
-    "y*s_x = 0.49999997 (largest f32 < 0.5) quantizes to 1; its nearest integer is 0, "
-    "which the reference kernel's tl.math.round (libdevice roundf) returns"))
 def test_just_below_half_is_not_a_tie():
     below = np.nextafter(np.float32(0.5), np.float32(0.0))
     q, s = _quant(np.array([[127.0, below, -below]], np.float32))
@@ -98,6 +94,19 @@ def test_matches_numpy_oracle(y):
     np.testing.assert_array_equal(s, s_ref)
     np.testing.assert_array_equal(q, q_ref)
     assert np.all((q >= -128) & (q <= 127)) and np.all(q == np.trunc(q))
+
+
+@settings(max_examples=20, deadline=None)
+@given(hnp.arrays(np.int32, st.tuples(st.integers(1, 3), st.integers(2, 8)), elements=st.integers(-253, 253)))
+def test_exact_ties_round_half_away(k):
+    # Half-integers with a row max of exactly 127, so s_x = 1 and every odd k/2 is an exact tie.
+    y = (k / 2).astype(np.float32)
+    y[:, 0] = 127.0
+    q, s = _quant(y)
+    np.testing.assert_array_equal(s, np.ones((y.shape[0], 1), np.float32))
+    expected = np.where(k % 2 == 0, k // 2, np.sign(k) * ((np.abs(k) + 1) // 2))
+    expected[:, 0] = 127
+    np.testing.assert_array_equal(q, expected)
 
 
 _grad_q = jax.jit(jax.grad(lambda x, g: jnp.sum(absmax_int8(x)[0] * g)))

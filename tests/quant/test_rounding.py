@@ -45,11 +45,7 @@ def test_integers_are_fixed_points_in_int8_range(fn):
 
 @pytest.mark.parametrize("fn", [
     round_half_even,
-    pytest.param(round_half_away, marks=pytest.mark.xfail(
-        strict=True,
-        reason="BUG neurojax/quant/rounding.py round_half_away: sign(x)*floor(|x|+0.5) rounds "
-               "0.49999997 (largest f32 < 0.5) to 1 because |x|+0.5 rounds to 1.0 in float32; "
-               "its nearest integer is 0 (CUDA roundf / the reference's tl.math.round give 0)")),
+    round_half_away,
 ], ids=["half_even", "half_away"])
 def test_just_below_one_half_rounds_to_zero(fn):
     # A non-tie whose nearest integer is 0: every round-to-nearest mode must give 0.
@@ -57,10 +53,6 @@ def test_just_below_one_half_rounds_to_zero(fn):
     np.testing.assert_array_equal(np.abs(np.asarray(fn(jnp.asarray(x)))), [0.0, 0.0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG neurojax/quant/rounding.py round_half_away: for odd integers in [2^23, 2^24) "
-    "|x|+0.5 is a float32 tie that rounds to the next even number, so 8388609 -> 8388610; "
-    "an integer must round to itself"))
 def test_half_away_keeps_large_odd_integers():
     x = np.array([8388609.0, -8388609.0, 16777215.0], np.float32)
     np.testing.assert_array_equal(np.asarray(round_half_away(jnp.asarray(x))), x)

@@ -114,10 +114,6 @@ def test_ste_gradient_is_identity_including_clipped_entries():
     np.testing.assert_allclose(np.asarray(grad), g, rtol=2.5e-7, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "neurojax/quant/ternary.py ternarize: the STE backward is (g * s_w) / s_w in float32, "
-    "so d ternarize/dW is the identity only to ~1 ulp, not exactly as the reference's "
-    "w + (q(w) - w).detach() (minor)"))
 def test_ste_gradient_is_bit_exact_identity():
     rng = np.random.default_rng(0)
     w = rng.normal(size=(6, 7)).astype(np.float32)
