@@ -13,10 +13,14 @@ from ml_collections import config_flags
 from neurojax.errors import NeurojaxError
 
 # Raised by ml_collections while applying `--config=...:preset` and `--config.a.b=v`.
-_CONFIG_ERRORS = (NeurojaxError, AttributeError, KeyError, ValueError, TypeError, flags.Error)
+_CONFIG_ERRORS = (NeurojaxError, AttributeError, KeyError, ValueError, TypeError, OSError, flags.Error)
 
 
 def fail(msg: str) -> NoReturn:
+    lines = [line.strip() for line in str(msg).strip().splitlines() if line.strip()]
+    if len(lines) > 1:  # a wrapped traceback (ml_collections embeds one): keep what it says
+        head, last = lines[0].split(":")[0], lines[-1].split(": ", 1)[-1]
+        msg = f"{head}: {last}"
     print(f"error: {msg}", file=sys.stderr, flush=True)
     sys.exit(2)
 
@@ -34,6 +38,17 @@ def define_config(default: str = "experiments/configs/lm.py"):
         fail(f"unknown config field {str(e).strip(chr(34))} in a --config.* override")
     except _CONFIG_ERRORS as e:
         fail(f"bad --config or --config.* override: {e}")
+
+
+def config_value(holder):
+    """The parsed `--config`, or a clear error if its file could not be loaded."""
+    cfg = holder.value
+    try:
+        cfg.keys()
+    except OSError as e:  # ml_collections defers a missing/broken config file to first use
+        detail = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise NeurojaxError(f"cannot load --config: {detail[-1] if detail else e}") from None
+    return cfg
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -26,7 +26,7 @@ def main(argv):
         raise NeurojaxError("--workdir is required")
     if _STOP_AFTER.value is not None and _STOP_AFTER.value <= 0:
         raise NeurojaxError(f"--stop_after_steps must be positive, got {_STOP_AFTER.value}")
-    cfg = _CONFIG.value
+    cfg = _cli.config_value(_CONFIG)
     if _DATA.value:
         cfg.data.source = _DATA.value
     summary = train(cfg, _WORKDIR.value, stop_after_steps=_STOP_AFTER.value, log=_cli.say)

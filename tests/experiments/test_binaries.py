@@ -75,6 +75,8 @@ def test_evaluate_prints_metrics(trained, tmp_path):
     (["--nope=1"], "nope"),
     (["--config.train.nope=1"], "nope"),
     (["--config=experiments/configs/lm.py:bogus"], "bogus"),
+    (["--config=no_such_config.py"], "no_such_config.py"),
+    (["--config.train.num_steps=abc"], "abc"),
     (["--config.train.warmup_steps=100"], "warmup_steps"),
     (["--config.model.num_heads=5"], "divisible"),
     (["--stop_after_steps=0"], "stop_after_steps"),
