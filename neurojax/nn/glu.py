@@ -9,6 +9,7 @@ from jaxtyping import Array, Float
 
 from neurojax.nn.bitlinear import BitLinear
 from neurojax.nn.config import ModelConfig
+from neurojax.nn.mlgru import TAPS
 from neurojax.nn.registry import CHANNEL_MIXERS
 
 
@@ -23,4 +24,7 @@ class GLU(nn.Module):
         cfg = self.config
         y = BitLinear(2 * cfg.ffn_size, cfg.full_precision, cfg.init_std, name="gate_proj")(x)
         gate, up = jnp.split(y, 2, axis=-1)
-        return BitLinear(cfg.d_model, cfg.full_precision, cfg.init_std, name="down_proj")(jax.nn.silu(gate) * up)
+        out = BitLinear(cfg.d_model, cfg.full_precision, cfg.init_std, name="down_proj")(jax.nn.silu(gate) * up)
+        self.sow(TAPS, "gate_up", y)
+        self.sow(TAPS, "out", out)
+        return out

@@ -19,7 +19,7 @@ from neurojax.nn import glu as _glu  # noqa: F401  (registers "glu")
 from neurojax.nn import mlgru as _mlgru  # noqa: F401  (registers "mlgru")
 from neurojax.nn.bitlinear import BitLinear
 from neurojax.nn.config import ModelConfig
-from neurojax.nn.mlgru import lower_bounds
+from neurojax.nn.mlgru import TAPS, lower_bounds
 from neurojax.nn.norm import RMSNorm
 from neurojax.nn.registry import CHANNEL_MIXERS, TOKEN_MIXERS
 
@@ -39,7 +39,10 @@ class Block(nn.Module):
         h, state = mixer(RMSNorm(cfg.rms_norm_eps, name="attn_norm")(x), state, mask, lower_bound)
         r = x + h
         mlp = CHANNEL_MIXERS.get(cfg.channel_mixer)(config=cfg, name="mlp")
-        return r + mlp(RMSNorm(cfg.rms_norm_eps, name="mlp_norm")(r)), state
+        out = r + mlp(RMSNorm(cfg.rms_norm_eps, name="mlp_norm")(r))
+        self.sow(TAPS, "resid_mid", r)
+        self.sow(TAPS, "resid_out", out)
+        return out, state
 
 
 def initial_state(config: ModelConfig, batch_size: int) -> State:
@@ -65,6 +68,7 @@ class MatMulFreeLM(nn.Module):
             state = initial_state(cfg, tokens.shape[0])
         x = nn.Embed(cfg.vocab_size, cfg.d_model, embedding_init=nn.initializers.normal(cfg.init_std),
                      name="embeddings")(tokens).astype(jnp.float32)
+        self.sow(TAPS, "embed", x)
         lbs = None
         if cfg.use_lower_bound:
             lbs = lower_bounds(self.param("lower_bounds", nn.initializers.zeros, (cfg.num_layers, cfg.d_model)))
@@ -74,6 +78,7 @@ class MatMulFreeLM(nn.Module):
             new_state.append(s)
         x = RMSNorm(cfg.rms_norm_eps, name="norm")(x)
         logits = BitLinear(cfg.vocab_size, cfg.full_precision, cfg.init_std, name="lm_head")(x)
+        self.sow(TAPS, "logits", logits)
         return logits, tuple(new_state)
 
 

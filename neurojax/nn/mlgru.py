@@ -19,6 +19,8 @@ from neurojax.nn.config import ModelConfig
 from neurojax.nn.norm import RMSNorm
 from neurojax.nn.registry import TOKEN_MIXERS
 
+TAPS = "intermediates"
+
 
 def lower_bounds(raw: Float[Array, "L d"]) -> Float[Array, "L d"]:
     """Forget-gate floors `cumsum(softmax(raw, 0), 0) - softmax(raw, 0)[0]` (layer 0 gets 0)."""
@@ -48,12 +50,18 @@ class MLGRU(nn.Module):
         cfg = self.config
         proj = lambda name: BitLinear(cfg.d_model, cfg.full_precision, cfg.init_std, name=name)  # noqa: E731
         i = proj("i_proj")(x)
-        f = jax.nn.sigmoid(proj("f_proj")(x))
+        f_pre = proj("f_proj")(x)
+        f = jax.nn.sigmoid(f_pre)
         if lower_bound is not None and self.layer_index > 0:
             f = lower_bound + (1.0 - lower_bound) * f
         c = jax.nn.silu(i) * (1.0 - f)
         if mask is not None:
             c = c * mask[..., None].astype(c.dtype)
         h, h_last = linear_recurrence(f, c, state)
-        g = RMSNorm(eps=cfg.rms_norm_eps, name="g_norm")(proj("g_proj")(x))
-        return proj("o_proj")(g * jax.nn.silu(h)), h_last
+        g_pre = proj("g_proj")(x)
+        g = RMSNorm(eps=cfg.rms_norm_eps, name="g_norm")(g_pre)
+        out = proj("o_proj")(g * jax.nn.silu(h))
+        # Taps for calibration / error analysis (no-ops unless "intermediates" is mutable).
+        for name, value in (("i", i), ("f", f_pre), ("g", g_pre), ("h", h), ("out", out)):
+            self.sow(TAPS, name, value)
+        return out, h_last

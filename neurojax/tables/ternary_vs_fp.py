@@ -13,6 +13,7 @@ from neurojax.train.data_setup import load_run_data
 from neurojax.train.loop import METRICS_FILE
 from neurojax.train.metrics import plot_losses, read_metrics
 
+EVAL_BATCHES = 64  # validation batches scored per model (131k tokens at the tiny preset)
 VARIANTS = (("ternary (MatMul-free)", False, "ternary"), ("full precision", True, "full_precision"))
 
 
@@ -38,7 +39,7 @@ def build(ctx: TableContext) -> Table:
         ctx.log(f"[ternary_vs_fp] {label}: training in {workdir} (reused if already complete)")
         train(cfg, workdir, log=ctx.log)
         trained = load_trained(workdir)
-        data = load_run_data(trained.config)
+        data = load_run_data(trained.config, eval_batches=EVAL_BATCHES)
         result = evaluate_lm(trained.model, {"params": trained.params}, data.validation, data.byte_lengths)
         memory = weight_memory_bits(trained.model.config)
         speeds = [r["tokens_per_s"] for r in read_metrics(os.path.join(workdir, METRICS_FILE))

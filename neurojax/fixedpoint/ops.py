@@ -1,0 +1,132 @@
+"""Integer-only operators of the MatMul-free LM (int32 in, int32 out; no float inside).
+
+Conventions
+- A *static scale* is a real number fixed at conversion; rescaling from scale `s_a` to
+  `s_b` multiplies by an integer multiplier and shifts: `round(x * M / 2**S)`.
+- A *per-token scalar* is `(mantissa, exponent)`: `mantissa * 2**-exponent`, mantissa < 2**15.
+- BitLinear (with its own RMSNorm and per-token absmax activation codes) is invariant to a
+  positive per-token scaling of its input, so inputs may be renormalized per token by shifts
+  (block floating point) and the RMSNorm factor only enters the output rescale.
+- Every saturation is counted: operators return `(value, overflow_count)` where it can happen.
+"""
+import math
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Int
+
+from neurojax.quant.fixed import bit_length, mul_shift, normalize_shift, saturate, shift_right
+from neurojax.quant.intmath import IntLUT, inv_sqrt, lut_eval, reciprocal
+
+NORM_BITS = 15  # per-token normalized operands hold |x| < 2**14, so products of two fit int32
+MANTISSA_BITS = 15
+
+
+def count_overflow(x: Int[Array, "..."], bits: int) -> Int[Array, ""]:
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return jnp.sum((x < lo) | (x > hi)).astype(jnp.int32)
+
+
+def sat(x: Int[Array, "..."], bits: int) -> tuple[Int[Array, "..."], Int[Array, ""]]:
+    """Saturate to a signed width and count the elements that did not fit."""
+    return saturate(x, bits), count_overflow(x, bits)
+
+
+def norm_token(x: Int[Array, "... d"]) -> Int[Array, "... d"]:
+    """Per-token right shift so that |x| < 2**14 (the shift itself is dropped: scale-free use only)."""
+    return normalize_shift(x, NORM_BITS, axis=-1)[0]
+
+
+def _scalar_norm(m: Int[Array, "..."]) -> tuple[Int[Array, "..."], Int[Array, "..."]]:
+    """`m = m' * 2**k` with |m'| < 2**15 (per element); returns (m', k)."""
+    k = jnp.maximum(bit_length(jnp.abs(m)) - MANTISSA_BITS, 0)
+    return shift_right(m, k, "half_away"), k
+
+
+def apply_scale(x: Int[Array, "..."], mant: Int[Array, "..."], shift: Int[Array, "..."], bits: int
+                ) -> tuple[Int[Array, "..."], Int[Array, ""]]:
+    """`round(x * mant / 2**shift)` saturated to `bits`, for |mant| < 2**15 and any int shift.
+
+    Shifts above 31 pre-shift `x` (a second rounding); negative shifts multiply by 2**-shift with
+    saturation. Results that cannot fit 30 bits saturate before they could wrap.
+    """
+    shift = jnp.asarray(shift, jnp.int32)
+    pre = jnp.maximum(shift - 31, 0)
+    x1 = shift_right(x, pre, "half_away")
+    n = jnp.clip(shift - pre, 0, 31)
+    too_big = bit_length(jnp.abs(x1)) + bit_length(jnp.abs(mant)) - n >= 31
+    y = mul_shift(x1, mant, n, "half_away")
+    left = jnp.maximum(-shift, 0)
+    limit = 2 ** (bits - 1)
+    y_left = jnp.where(jnp.abs(y) >= (limit >> jnp.minimum(left, bits - 1)),
+                       jnp.sign(y) * limit, y << jnp.minimum(left, 30))
+    y = jnp.where(left > 0, y_left, y)
+    y = jnp.where(too_big, jnp.where(jnp.sign(x1) * jnp.sign(mant) < 0, -limit, limit), y)
+    return sat(y, bits)
+
+
+def rescale(x: Int[Array, "..."], mult: Int[Array, ""], shift: Int[Array, ""], bits: int):
+    """Static rescale by the constant `(mult, shift)` (see `fixedpoint.convert.rescale_constant`)."""
+    return apply_scale(x, mult, shift, bits)
+
+
+def int_dot(q: Int[Array, "... d_in"], codes: Int[Array, "d_out d_in"]) -> Int[Array, "... d_out"]:
+    """`q @ codes.T` accumulated exactly in int32."""
+    return jax.lax.dot_general(q, codes, (((q.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
+
+
+def sum_sq_shift(d_in: int) -> int:
+    """Static right shift of |v| < 2**14 so that a sum of `d_in` squares fits int32."""
+    return max(0, math.ceil((math.log2(d_in) + 2 * (NORM_BITS - 1) - 31) / 2))
+
+
+def int_bitlinear(
+    x: Int[Array, "... d_in"],
+    pre_norm: Optional[Int[Array, "d_in"]],
+    norm: Int[Array, "d_in"],
+    codes: Int[Array, "d_out d_in"],
+    out_mult: Int[Array, ""],
+    out_shift: Int[Array, ""],
+    act_bits: int,
+    out_bits: int,
+) -> tuple[Int[Array, "... d_out"], Int[Array, ""]]:
+    """Integer BitLinear: `[pre_norm] -> RMSNorm(norm) -> absmax codes -> ternary dot -> rescale`.
+
+    `pre_norm` folds a preceding RMSNorm (the block norm) into the input; `(out_mult, out_shift)`
+    is the static part of the output scale, `s_b * sqrt(d_in) / (Q * s_w * s_out)`.
+    Returns the output in its static scale, saturated to `out_bits`, and the overflow count.
+    """
+    d_in = x.shape[-1]
+    v = norm_token(x)
+    if pre_norm is not None:
+        v = norm_token(v * pre_norm)
+    z = v * norm  # |z| < 2**(14 + norm_bits - 1)
+    m = jnp.maximum(jnp.max(jnp.abs(z), axis=-1, keepdims=True), 1)
+    qmax = 2 ** (act_bits - 1) - 1
+    # Codes q = round(qmax * z / m) via the reciprocal of m: t ~= z / m * 2**14, then * qmax.
+    rm, re = reciprocal(m)
+    t = mul_shift(z, rm, re - (MANTISSA_BITS - 1), "half_away")
+    q = jnp.clip(mul_shift(t, jnp.int32(qmax), MANTISSA_BITS - 1, "half_away"), -qmax - 1, qmax)
+    acc = int_dot(q, codes)
+    # Per-token factor max|z| / rms(v) (RMSNorm without eps: not representable in fixed point).
+    k_sq = sum_sq_shift(d_in)
+    v2 = shift_right(v, k_sq, "half_away")
+    ss = jnp.maximum(jnp.sum(v2 * v2, axis=-1, keepdims=True), 1)
+    mi, ei = inv_sqrt(ss)
+    m1, km = _scalar_norm(m)
+    p1, k1 = _scalar_norm(m1 * mi)
+    p2, k2 = _scalar_norm(p1 * out_mult)
+    shift = k_sq + ei + out_shift - km - k1 - k2
+    return apply_scale(acc, p2, shift, out_bits)
+
+
+def sigmoid_q(x: Int[Array, "..."], to_lut: tuple, lut: IntLUT, lut_bits: int = 16) -> Int[Array, "..."]:
+    """sigmoid(x) in Q0.15 for `x` in a static scale, via the scale's `to_lut` rescale constant."""
+    x_lut, _ = rescale(x, *to_lut, lut_bits)
+    return lut_eval(x_lut, lut)
+
+
+def silu_q(x: Int[Array, "..."], to_lut: tuple, lut: IntLUT, gate_frac: int) -> Int[Array, "..."]:
+    """silu(x) = x * sigmoid(x), in the scale of `x`."""
+    return mul_shift(x, sigmoid_q(x, to_lut, lut), gate_frac, "half_away")
