@@ -6,6 +6,7 @@
 The prompt is byte-tokenized and, by default, preceded by the document separator
 (EOS), as documents are in training; generation stops at the next separator.
 """
+import os
 import time
 
 import jax
@@ -15,6 +16,9 @@ from absl import flags
 from experiments import _cli
 from neurojax.data import ByteTokenizer
 from neurojax.errors import NeurojaxError
+from neurojax.fixedpoint.io import load_int_model
+from neurojax.fixedpoint.lm import IntLM
+from neurojax.fixedpoint.model import device_params
 from neurojax.inference import SamplingConfig, generate
 from neurojax.nn import inference_variables
 from neurojax.train import load_trained
@@ -30,6 +34,8 @@ _TOP_P = flags.DEFINE_float("top_p", 0.95, "Nucleus sampling mass (1 = off).")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "Independent samples of the same prompt.")
 _DOC_START = flags.DEFINE_bool("doc_start", True, "Precede the prompt with the document separator.")
+_INTEGER = flags.DEFINE_bool("integer", False, "Generate with the integer-only model that experiments/quantize.py "
+                             "saved in <workdir>/integer (no float op in its forward pass).")
 
 
 def _prompt_ids(tok: ByteTokenizer) -> np.ndarray:
@@ -58,11 +64,16 @@ def main(argv):
     sampling.validate()
     tok = ByteTokenizer()
     ids = _prompt_ids(tok)
-    trained = load_trained(_WORKDIR.value, _STEP.value)
-    variables = inference_variables(trained.model, trained.params)
+    if _INTEGER.value:
+        int_model = load_int_model(os.path.join(_WORKDIR.value, "integer"))
+        model, variables, step = IntLM.of(int_model), device_params(int_model), "integer model"
+    else:
+        trained = load_trained(_WORKDIR.value, _STEP.value)
+        model, variables = trained.model, inference_variables(trained.model, trained.params)
+        step = f"checkpoint step {trained.step}"
     prompt = np.repeat(ids[None], _NUM_SAMPLES.value, axis=0)
     start = time.perf_counter()
-    out = generate(trained.model, variables, prompt, _MAX_NEW.value, jax.random.PRNGKey(_SEED.value), sampling,
+    out = generate(model, variables, prompt, _MAX_NEW.value, jax.random.PRNGKey(_SEED.value), sampling,
                    eos_id=tok.EOS)
     out = np.asarray(jax.device_get(out))
     seconds = time.perf_counter() - start
@@ -72,7 +83,7 @@ def main(argv):
         if _NUM_SAMPLES.value > 1:
             _cli.say(f"--- sample {i + 1}")
         _cli.say(text)
-    _cli.say(f"[{out.size} tokens in {seconds:.2f} s including compilation; checkpoint step {trained.step}]")
+    _cli.say(f"[{out.size} tokens in {seconds:.2f} s including compilation; {step}]")
 
 
 if __name__ == "__main__":

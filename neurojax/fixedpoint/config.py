@@ -26,6 +26,7 @@ class IntQuantConfig:
     observer: str = "minmax"  # "minmax" or "percentile" (of |x|) for static scales
     percentile: float = 99.99
     power_of_two: bool = False  # round every static scale to a power of two (shifts only)
+    headroom: float = 2.0  # static ranges cover headroom * the calibrated magnitude (1 bit by default)
 
     def __post_init__(self):
         if not 2 <= self.act_bits <= 16:
@@ -42,6 +43,8 @@ class IntQuantConfig:
             raise NeurojaxError("gate_frac must be 15: gates multiply states through 16-bit limbs (|b| <= 2**15)")
         if self.observer not in ("minmax", "percentile"):
             raise NeurojaxError(f"observer must be 'minmax' or 'percentile', got {self.observer!r}")
+        if self.headroom < 1.0:
+            raise NeurojaxError(f"headroom must be >= 1, got {self.headroom}")
         if not 50.0 < self.percentile <= 100.0:
             raise NeurojaxError(f"percentile must be in (50, 100], got {self.percentile}")
 

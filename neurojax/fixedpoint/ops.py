@@ -23,6 +23,14 @@ NORM_BITS = 15  # per-token normalized operands hold |x| < 2**14, so products of
 MANTISSA_BITS = 15
 
 
+def mul_shift_small(a: Int[Array, "..."], b: Int[Array, "..."], n: int, mode: str = "half_away") -> Int[Array, "..."]:
+    """`mul_shift` for operands whose exact product fits int32 (the caller guarantees it).
+
+    Bit-identical to `mul_shift` under that bound, with one int32 multiply instead of limbs.
+    """
+    return shift_right(a * b, n, mode)
+
+
 def count_overflow(x: Int[Array, "..."], bits: int) -> Int[Array, ""]:
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return jnp.sum((x < lo) | (x > hi)).astype(jnp.int32)
@@ -71,14 +79,34 @@ def rescale(x: Int[Array, "..."], mult: Int[Array, ""], shift: Int[Array, ""], b
     return apply_scale(x, mult, shift, bits)
 
 
-def int_dot(q: Int[Array, "... d_in"], codes: Int[Array, "d_out d_in"]) -> Int[Array, "... d_out"]:
-    """`q @ codes.T` accumulated exactly in int32."""
-    return jax.lax.dot_general(q, codes, (((q.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
+def int_dot(q: Int[Array, "... d_in"], codes: Int[Array, "d_out d_in"], act_bits: int = 8) -> Int[Array, "... d_out"]:
+    """`q @ codes.T` accumulated exactly in int32.
+
+    Operands are narrowed to the smallest integer type that holds them: on XLA:CPU an
+    int8 x int8 -> int32 dot is ~7x faster than int32 x int8 (measured at 2048x256x1024).
+    """
+    narrow = jnp.int8 if act_bits <= 8 else jnp.int16
+    return jax.lax.dot_general(q.astype(narrow), codes.astype(narrow), (((q.ndim - 1,), (1,)), ((), ())),
+                               preferred_element_type=jnp.int32)
 
 
 def sum_sq_shift(d_in: int) -> int:
     """Static right shift of |v| < 2**14 so that a sum of `d_in` squares fits int32."""
     return max(0, math.ceil((math.log2(d_in) + 2 * (NORM_BITS - 1) - 31) / 2))
+
+
+def bitlinear_input(x: Int[Array, "... d_in"], pre_norm: Optional[Int[Array, "d_in"]] = None) -> tuple:
+    """The part of an integer BitLinear shared by projections of the same input.
+
+    Returns `(v, mi, ei)`: the per-token normalized input (times `pre_norm`, which folds a
+    preceding RMSNorm), and `1 / sqrt(sum(v2^2)) = mi * 2**-ei` with `v2 = v >> sum_sq_shift(d_in)`.
+    """
+    v = norm_token(x)
+    if pre_norm is not None:
+        v = norm_token(v * pre_norm)
+    v2 = shift_right(v, sum_sq_shift(x.shape[-1]), "half_away")
+    mi, ei = inv_sqrt(jnp.maximum(jnp.sum(v2 * v2, axis=-1, keepdims=True), 1))
+    return v, mi, ei
 
 
 def int_bitlinear(
@@ -97,27 +125,27 @@ def int_bitlinear(
     is the static part of the output scale, `s_b * sqrt(d_in) / (Q * s_w * s_out)`.
     Returns the output in its static scale, saturated to `out_bits`, and the overflow count.
     """
-    d_in = x.shape[-1]
-    v = norm_token(x)
-    if pre_norm is not None:
-        v = norm_token(v * pre_norm)
-    z = v * norm  # |z| < 2**(14 + norm_bits - 1)
+    return project(bitlinear_input(x, pre_norm), norm, codes, out_mult, out_shift, act_bits, out_bits)
+
+
+def project(prepared: tuple, norm, codes, out_mult, out_shift, act_bits: int, out_bits: int):
+    """Second half of `int_bitlinear` on a `bitlinear_input` result."""
+    v, mi, ei = prepared
+    # z = v * norm, renormalized per token (|z| < 2**14; true value z * 2**kz) so every product
+    # below fits int32.
+    z, kz = normalize_shift(v * norm, NORM_BITS, axis=-1)
     m = jnp.maximum(jnp.max(jnp.abs(z), axis=-1, keepdims=True), 1)
     qmax = 2 ** (act_bits - 1) - 1
     # Codes q = round(qmax * z / m) via the reciprocal of m: t ~= z / m * 2**14, then * qmax.
-    rm, re = reciprocal(m)
-    t = mul_shift(z, rm, re - (MANTISSA_BITS - 1), "half_away")
-    q = jnp.clip(mul_shift(t, jnp.int32(qmax), MANTISSA_BITS - 1, "half_away"), -qmax - 1, qmax)
-    acc = int_dot(q, codes)
+    rm, re = reciprocal(m)  # m < 2**14, so 14 <= re <= 28
+    t = mul_shift_small(z, rm, re - (MANTISSA_BITS - 1))
+    q = jnp.clip(mul_shift_small(t, jnp.int32(qmax), MANTISSA_BITS - 1), -qmax - 1, qmax)
+    acc = int_dot(q, codes, act_bits)
     # Per-token factor max|z| / rms(v) (RMSNorm without eps: not representable in fixed point).
-    k_sq = sum_sq_shift(d_in)
-    v2 = shift_right(v, k_sq, "half_away")
-    ss = jnp.maximum(jnp.sum(v2 * v2, axis=-1, keepdims=True), 1)
-    mi, ei = inv_sqrt(ss)
-    m1, km = _scalar_norm(m)
-    p1, k1 = _scalar_norm(m1 * mi)
+    k_sq = sum_sq_shift(v.shape[-1])
+    p1, k1 = _scalar_norm(m * mi)
     p2, k2 = _scalar_norm(p1 * out_mult)
-    shift = k_sq + ei + out_shift - km - k1 - k2
+    shift = k_sq + ei + out_shift - kz - k1 - k2
     return apply_scale(acc, p2, shift, out_bits)
 
 
@@ -127,6 +155,9 @@ def sigmoid_q(x: Int[Array, "..."], to_lut: tuple, lut: IntLUT, lut_bits: int = 
     return lut_eval(x_lut, lut)
 
 
-def silu_q(x: Int[Array, "..."], to_lut: tuple, lut: IntLUT, gate_frac: int) -> Int[Array, "..."]:
-    """silu(x) = x * sigmoid(x), in the scale of `x`."""
-    return mul_shift(x, sigmoid_q(x, to_lut, lut), gate_frac, "half_away")
+def silu_q(x: Int[Array, "..."], to_lut: tuple, lut: IntLUT, gate_frac: int, x_bits: int = 32) -> Int[Array, "..."]:
+    """silu(x) = x * sigmoid(x), in the scale of `x` (`x_bits`: a bound on x's width, for speed)."""
+    sig = sigmoid_q(x, to_lut, lut)
+    if x_bits + gate_frac <= 31:
+        return mul_shift_small(x, sig, gate_frac)
+    return mul_shift(x, sig, gate_frac, "half_away")

@@ -2,7 +2,9 @@
 
 The prefill returns the per-layer recurrent state after the prompt; each generated
 token then costs one `decode_step` with that state carried, so memory per token is
-O(1) in the sequence length. The whole loop is one jitted program, compiled once per
+O(1) in the sequence length. Any model with `config.vocab_size`, a
+`apply(variables, tokens, state, mask) -> (logits, state)` method and, optionally, an
+`initial_state(batch)` method can be generated from (the integer model's adapter too). The whole loop is one jitted program, compiled once per
 (model, prompt shape, `max_new_tokens`, sampling, `eos_id`) and reused afterwards.
 """
 from typing import Any, Optional
@@ -35,7 +37,8 @@ def _generate(
     _TRACES += 1
     batch = prompt.shape[0]
     keys = jax.random.split(rng, max_new_tokens)
-    logits, state = model.apply(variables, prompt, initial_state(model.config, batch), prompt_mask)
+    start = model.initial_state(batch) if hasattr(model, "initial_state") else initial_state(model.config, batch)
+    logits, state = model.apply(variables, prompt, start, prompt_mask)
     first = sample_with(sampling, logits[:, -1], keys[0])
     done = jnp.zeros((batch,), bool) if eos_id is None else first == eos_id
 

@@ -33,7 +33,8 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        """Registered names, in registration order."""
+        return list(self._items)
 
     def __contains__(self, name: str) -> bool:
         return name in self._items

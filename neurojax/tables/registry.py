@@ -36,7 +36,7 @@ class Table:
 class TableSpec:
     name: str
     description: str
-    build: Callable[[TableContext], Table]
+    build: Callable[[TableContext], "Table | list[Table]"]
 
 
 TABLES: Registry = Registry("table")

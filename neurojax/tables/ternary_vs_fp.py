@@ -8,7 +8,7 @@ import os
 from neurojax.eval import evaluate_lm
 from neurojax.nn.params import weight_memory_bits
 from neurojax.tables.registry import Table, TableContext, register_table
-from neurojax.train import load_trained, run_config, train
+from neurojax.train import TrainedModel, load_trained, run_config, train
 from neurojax.train.data_setup import load_run_data
 from neurojax.train.loop import METRICS_FILE
 from neurojax.train.metrics import plot_losses, read_metrics
@@ -30,15 +30,23 @@ def _config(ctx: TableContext, full_precision: bool):
     return cfg
 
 
+def run_variant(ctx: TableContext, full_precision: bool) -> TrainedModel:
+    """Train (or reuse) the table's run of one variant; returns the trained model."""
+    label, _, sub = next(v for v in VARIANTS if v[1] == full_precision)
+    cfg = _config(ctx, full_precision)
+    workdir = os.path.join(ctx.workdir, f"{ctx.preset}_{sub}")
+    ctx.log(f"[{label}] training in {workdir} (reused if already complete)")
+    train(cfg, workdir, log=ctx.log)
+    return load_trained(workdir)
+
+
 @register_table("ternary_vs_fp", "Ternary MatMul-free LM vs full-precision weights, same architecture")
 def build(ctx: TableContext) -> Table:
     rows, curves = [], []
     for label, full_precision, sub in VARIANTS:
         cfg = _config(ctx, full_precision)
         workdir = os.path.join(ctx.workdir, f"{ctx.preset}_{sub}")
-        ctx.log(f"[ternary_vs_fp] {label}: training in {workdir} (reused if already complete)")
-        train(cfg, workdir, log=ctx.log)
-        trained = load_trained(workdir)
+        trained = run_variant(ctx, full_precision)
         data = load_run_data(trained.config, eval_batches=EVAL_BATCHES)
         result = evaluate_lm(trained.model, {"params": trained.params}, data.validation, data.byte_lengths)
         memory = weight_memory_bits(trained.model.config)
