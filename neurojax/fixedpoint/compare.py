@@ -1,4 +1,5 @@
 """Float vs integer model on the same tokens: bits per byte, top-1 agreement, per-point SQNR."""
+import functools
 import math
 from typing import Any, Sequence
 
@@ -16,6 +17,24 @@ def _nll_sum(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return -jnp.sum(jnp.take_along_axis(logp, targets[..., None], axis=-1))
 
 
+@functools.partial(jax.jit, static_argnames=("model", "spec"))
+def _score(model, spec, params, iparams, scales, lengths, tokens, targets):
+    flogits, ftaps = collect_taps(model, params, tokens)
+    ilogits, _, diag = int_forward(spec, iparams, tokens, with_taps=True)
+    ilogits_f = ilogits.astype(jnp.float32) * scales["logits"]
+    sums = {"float_nll": _nll_sum(flogits, targets), "int_nll": _nll_sum(ilogits_f, targets),
+            "agree": jnp.sum(jnp.argmax(flogits, -1) == jnp.argmax(ilogits, -1)),
+            "tokens": jnp.float32(targets.size), "bytes": jnp.sum(lengths[targets]),
+            "overflow": sum(diag["overflow"].values())}
+    signal, noise = {}, {}
+    for key, x in ftaps.items():
+        if key in diag["taps"] and key in scales:
+            xi = diag["taps"][key].astype(jnp.float32) * scales[key]
+            signal[key] = jnp.sum(jnp.square(x))
+            noise[key] = jnp.sum(jnp.square(x - xi))
+    return sums, signal, noise
+
+
 def compare(model: Any, params: Any, int_model: IntModel, windows: Sequence[np.ndarray],
             byte_lengths: np.ndarray) -> dict:
     """Score both models on `windows` (`[B, T+1]` token ids).
@@ -23,30 +42,14 @@ def compare(model: Any, params: Any, int_model: IntModel, windows: Sequence[np.n
     Integer logits are read back as `logits_int * scale` only here, for scoring; SQNR of a
     point is `10 log10(sum x^2 / sum (x - x_int * scale)^2)` against the float model's value.
     """
-    spec, iparams = int_model.spec, jax.tree_util.tree_map(jnp.asarray, int_model.params)
+    iparams = jax.tree_util.tree_map(jnp.asarray, int_model.params)
+    scales = {k: jnp.float32(v) for k, v in int_model.scales.items()}
     lengths = jnp.asarray(byte_lengths, jnp.float32)
-
-    @jax.jit
-    def score(tokens, targets):
-        flogits, ftaps = collect_taps(model, params, tokens)
-        ilogits, _, diag = int_forward(spec, iparams, tokens, with_taps=True)
-        ilogits_f = ilogits.astype(jnp.float32) * int_model.scales["logits"]
-        sums = {"float_nll": _nll_sum(flogits, targets), "int_nll": _nll_sum(ilogits_f, targets),
-                "agree": jnp.sum(jnp.argmax(flogits, -1) == jnp.argmax(ilogits, -1)),
-                "tokens": jnp.float32(targets.size), "bytes": jnp.sum(lengths[targets]),
-                "overflow": sum(diag["overflow"].values())}
-        signal, noise = {}, {}
-        for key, x in ftaps.items():
-            if key in diag["taps"] and key in int_model.scales:
-                xi = diag["taps"][key].astype(jnp.float32) * int_model.scales[key]
-                signal[key] = jnp.sum(jnp.square(x))
-                noise[key] = jnp.sum(jnp.square(x - xi))
-        return sums, signal, noise
-
     total, signal, noise = {}, {}, {}
     for w in windows:
         w = jnp.asarray(w)
-        s, sg, nz = jax.device_get(score(w[:, :-1], w[:, 1:]))
+        s, sg, nz = jax.device_get(_score(model, int_model.spec, params, iparams, scales, lengths,
+                                          w[:, :-1], w[:, 1:]))
         for src, dst in ((s, total), (sg, signal), (nz, noise)):
             for k, v in src.items():
                 dst[k] = dst.get(k, 0.0) + float(v)

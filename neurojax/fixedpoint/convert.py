@@ -22,12 +22,30 @@ from neurojax.quant.fixed import multiplier_shift
 TINY = 1e-30
 
 
-@dataclasses.dataclass(frozen=True)
+# Fields of IntQuantConfig that only steer conversion (calibration, scale choice, weight widths):
+# integer models that differ only in these run the same compiled forward program.
+CONVERSION_ONLY = ("observer", "percentile", "power_of_two", "headroom", "norm_weight_bits")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class IntModelSpec:
-    """The static (hashable) description of an integer model: architecture and quantization config."""
+    """The static (hashable) description of an integer model: architecture and quantization config.
+
+    Equality and hashing ignore `CONVERSION_ONLY` fields, so jit caches are shared across them.
+    """
 
     model: ModelConfig
     quant: IntQuantConfig
+
+    def _key(self):
+        q = dataclasses.asdict(self.quant)
+        return self.model, tuple(sorted((k, v) for k, v in q.items() if k not in CONVERSION_ONLY))
+
+    def __eq__(self, other):
+        return isinstance(other, IntModelSpec) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
 
 
 @dataclasses.dataclass

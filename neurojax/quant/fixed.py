@@ -266,6 +266,16 @@ def _round_product(t, low, n, mode: str):
     return _round_bits(q, guard, sticky, t < 0, mode)
 
 
+def _limb_mul_shift(a, b, n, mode: str, b_bits: int, product, name: str):
+    _check_mode(mode)
+    if _is_pyint(b) and not abs(int(b)) <= 2**b_bits:
+        hint = "; use mul_shift_wide for |b| <= 2**16" if b_bits == 15 else ""
+        raise NeurojaxError(f"{name} needs |b| <= 2**{b_bits}, got {int(b)}{hint}")
+    a, b = _as_int32(a, "a"), _as_int32(b, "b")
+    t, low = product(a, b)
+    return _round_product(t, low, _as_shift(n, MAX_PRODUCT_SHIFT), mode)
+
+
 def mul_shift(a: Int[Array, "..."], b, n, mode: str = "half_away") -> Int[Array, "..."]:
     """Exact `round(a * b / 2**n)` as if in infinite precision, without int64 (16-bit limbs).
 
@@ -274,13 +284,7 @@ def mul_shift(a: Int[Array, "..."], b, n, mode: str = "half_away") -> Int[Array,
     arrays); 0 <= n <= 62 (int or int32 array). If the exact rounded result does not fit int32
     it wraps modulo 2**32. The workhorse of "multiply by an integer multiplier, then shift".
     """
-    _check_mode(mode)
-    if _is_pyint(b) and not abs(int(b)) <= 2**15:
-        raise NeurojaxError(f"mul_shift needs |b| <= 2**15, got {int(b)}; use mul_shift_wide for |b| <= 2**16")
-    a, b = _as_int32(a, "a"), _as_int32(b, "b")
-    n = _as_shift(n, MAX_PRODUCT_SHIFT)
-    t, low = _product_narrow(a, b)
-    return _round_product(t, low, n, mode)
+    return _limb_mul_shift(a, b, n, mode, 15, _product_narrow, "mul_shift")
 
 
 def mul_shift_wide(a: Int[Array, "..."], b, n, mode: str = "half_away") -> Int[Array, "..."]:
@@ -288,13 +292,7 @@ def mul_shift_wide(a: Int[Array, "..."], b, n, mode: str = "half_away") -> Int[A
 
     Same exactness, range of `n` (0..62) and wrap-on-overflow contract as `mul_shift`.
     """
-    _check_mode(mode)
-    if _is_pyint(b) and not abs(int(b)) <= 2**16:
-        raise NeurojaxError(f"mul_shift_wide needs |b| <= 2**16, got {int(b)}")
-    a, b = _as_int32(a, "a"), _as_int32(b, "b")
-    n = _as_shift(n, MAX_PRODUCT_SHIFT)
-    t, low = _product_wide(a, b)
-    return _round_product(t, low, n, mode)
+    return _limb_mul_shift(a, b, n, mode, 16, _product_wide, "mul_shift_wide")
 
 
 # ----------------------------------------------------------------------------- block floating point
