@@ -3,7 +3,6 @@
 Reuses the ternary run of `ternary_vs_fp` (same config, same workdir), calibrates static
 scales on training batches, converts, and scores both models on the same validation tokens.
 """
-import os
 
 from neurojax.eval.integer import quantize_trained, score_integer
 from neurojax.fixedpoint import IntQuantConfig

@@ -4,6 +4,7 @@ import os
 from typing import Any
 
 from neurojax.errors import NeurojaxError
+from neurojax.files import write_json_atomic
 
 CONFIG_FILE = "config.json"
 # Sections whose every field defines the run; changing any of them makes resuming meaningless.
@@ -14,17 +15,6 @@ IDENTITY_FIELDS = {
     "train": ("num_steps", "batch_size", "seq_len", "learning_rate", "warmup_steps", "weight_decay",
               "b1", "b2", "grad_clip", "seed"),
 }
-
-
-def write_json_atomic(path: str, value: Any) -> None:
-    """Write JSON to `path` via a temporary file and `os.replace` (never half-written)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_run_config(workdir: str) -> dict:

@@ -5,7 +5,7 @@ import zlib
 import numpy as np
 import pytest
 
-from neurojax.data import ByteTokenizer, Corpus, is_validation_file, load_corpus, stdlib_files
+from neurojax.data import ByteTokenizer, is_validation_file, load_corpus, stdlib_files
 from neurojax.errors import NeurojaxError
 
 EOS = ByteTokenizer.EOS

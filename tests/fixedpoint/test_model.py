@@ -12,7 +12,7 @@ from neurojax.fixedpoint.lm import IntLM
 from neurojax.fixedpoint.model import initial_int_state, int_decode_step
 from neurojax.fixedpoint.ops import int_dot
 from neurojax.inference import SamplingConfig, generate
-from neurojax.nn import MatMulFreeLM, init_params, preset
+from neurojax.nn import preset
 from neurojax.quant.jaxpr_check import assert_integer_only, float_values
 
 
