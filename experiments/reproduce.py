@@ -1,6 +1,6 @@
 """The main job: build the registered paper tables and write them to --results_dir.
 
-    python -m experiments.reproduce                       # every table, tiny scale (~6 min on 2 CPU cores)
+    python -m experiments.reproduce                       # every table, tiny scale (~7 min on 2 CPU cores)
     python -m experiments.reproduce --tables=ternary_vs_fp --num_steps=100
 
 Training runs live under --workdir and are reused when complete (or resumed when
