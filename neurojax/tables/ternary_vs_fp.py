@@ -30,11 +30,16 @@ def _config(ctx: TableContext, full_precision: bool):
     return cfg
 
 
+def variant_workdir(ctx: TableContext, full_precision: bool) -> str:
+    sub = next(v[2] for v in VARIANTS if v[1] == full_precision)
+    return os.path.join(ctx.workdir, f"{ctx.preset}_{sub}")
+
+
 def run_variant(ctx: TableContext, full_precision: bool) -> TrainedModel:
     """Train (or reuse) the table's run of one variant; returns the trained model."""
-    label, _, sub = next(v for v in VARIANTS if v[1] == full_precision)
+    label = next(v[0] for v in VARIANTS if v[1] == full_precision)
     cfg = _config(ctx, full_precision)
-    workdir = os.path.join(ctx.workdir, f"{ctx.preset}_{sub}")
+    workdir = variant_workdir(ctx, full_precision)
     ctx.log(f"[{label}] training in {workdir} (reused if already complete)")
     train(cfg, workdir, log=ctx.log)
     return load_trained(workdir)
@@ -43,10 +48,9 @@ def run_variant(ctx: TableContext, full_precision: bool) -> TrainedModel:
 @register_table("ternary_vs_fp", "Ternary MatMul-free LM vs full-precision weights, same architecture")
 def build(ctx: TableContext) -> Table:
     rows, curves = [], []
-    for label, full_precision, sub in VARIANTS:
-        cfg = _config(ctx, full_precision)
-        workdir = os.path.join(ctx.workdir, f"{ctx.preset}_{sub}")
+    for label, full_precision, _ in VARIANTS:
         trained = run_variant(ctx, full_precision)
+        workdir, t = variant_workdir(ctx, full_precision), trained.config.train
         data = load_run_data(trained.config, eval_batches=EVAL_BATCHES)
         result = evaluate_lm(trained.model, {"params": trained.params}, data.validation, data.byte_lengths)
         memory = weight_memory_bits(trained.model.config)
@@ -54,7 +58,7 @@ def build(ctx: TableContext) -> Table:
                   if "tokens_per_s" in r][1:]  # the first window includes compilation
         rows.append([label, result["bits_per_byte"], result["loss"], result["perplexity"],
                      memory["projection"] / 8 / 2**20, memory["total"] / 8 / 2**20,
-                     trained.step, trained.step * cfg.train.batch_size * cfg.train.seq_len,
+                     trained.step, trained.step * t.batch_size * t.seq_len,
                      sum(speeds) / len(speeds) if speeds else float("nan")])
         curves.append((label, os.path.join(workdir, METRICS_FILE)))
     os.makedirs(ctx.results_dir, exist_ok=True)
