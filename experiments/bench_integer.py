@@ -16,6 +16,7 @@ from absl import flags
 from experiments import _cli
 from neurojax.errors import NeurojaxError
 from neurojax.fixedpoint import IntQuantConfig, calibrate, convert, int_forward
+from neurojax.fixedpoint.model import device_params
 from neurojax.nn import MatMulFreeLM, init_params, preset
 from neurojax.train import load_trained
 
@@ -50,7 +51,7 @@ def main(argv):
     calib = [rng.integers(0, vocab, (_BATCH.value, _SEQ.value)) for _ in range(2)]
     qcfg = IntQuantConfig()
     int_model = convert(model.config, params, calibrate(model, params, calib, qcfg), qcfg)
-    iparams = jax.tree_util.tree_map(jnp.asarray, int_model.params)
+    iparams = device_params(int_model)
     float_fwd = jax.jit(lambda p, t: model.apply({"params": p}, t)[0])
     _cli.say(f"backend {jax.default_backend()}; model {model.config.num_layers} layers, d={model.config.d_model}")
     for label, shape in (("sequence", (_BATCH.value, _SEQ.value)), ("decode step", (_BATCH.value, 1))):

@@ -9,7 +9,7 @@ import numpy as np
 
 from neurojax.fixedpoint.calibrate import collect_taps
 from neurojax.fixedpoint.convert import IntModel
-from neurojax.fixedpoint.model import int_forward
+from neurojax.fixedpoint.model import device_params, int_forward
 
 
 def _nll_sum(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -42,7 +42,7 @@ def compare(model: Any, params: Any, int_model: IntModel, windows: Sequence[np.n
     Integer logits are read back as `logits_int * scale` only here, for scoring; SQNR of a
     point is `10 log10(sum x^2 / sum (x - x_int * scale)^2)` against the float model's value.
     """
-    iparams = jax.tree_util.tree_map(jnp.asarray, int_model.params)
+    iparams = device_params(int_model)
     scales = {k: jnp.float32(v) for k, v in int_model.scales.items()}
     lengths = jnp.asarray(byte_lengths, jnp.float32)
     total, signal, noise = {}, {}, {}

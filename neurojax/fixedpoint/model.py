@@ -15,8 +15,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int
 
 from neurojax.fixedpoint.convert import IntModel, IntModelSpec
-from neurojax.fixedpoint.ops import (bitlinear_input, int_bitlinear, mul_shift, mul_shift_small, norm_token, project,
-                                     rescale, sat, sigmoid_q, silu_q)
+from neurojax.fixedpoint.ops import (apply_scale, bitlinear_input, int_bitlinear, mul_gate, mul_shift, mul_shift_small,
+                                     norm_token, project, sigmoid_q, silu_q)
+from neurojax.quant.fixed import fit
 from neurojax.quant.intmath import sigmoid_lut
 
 IntState = tuple  # one int32 [B, d] state per layer
@@ -40,7 +41,7 @@ def _recurrence(f: Int[Array, "B T d"], c: Int[Array, "B T d"], h0: Int[Array, "
     def step(carry, fc):
         h, overflow = carry
         f_t, c_t = fc
-        h, n = sat(mul_shift(h, f_t, frac, "half_away") + c_t, bits)
+        h, n = fit(mul_shift(h, f_t, frac, "half_away") + c_t, bits, "saturate")
         return (h, overflow + n), h
 
     (h_last, overflow), hs = jax.lax.scan(step, (h0, jnp.int32(0)), (jnp.swapaxes(f, 0, 1), jnp.swapaxes(c, 0, 1)))
@@ -61,23 +62,22 @@ def _block(spec: IntModelSpec, p: dict, x, h0, mask, lut):
     # Operands below are <= 16-bit times Q0.15, so products fit int32 (mul_shift_small is exact).
     f = p["lb"] + mul_shift_small(one - p["lb"], f, qc.gate_frac)
     silu_i = silu_q(i, tuple(k["i_lut"]), lut, qc.gate_frac, qc.mid_bits)
-    c = mul_shift_small(silu_i, one - f, qc.gate_frac) if qc.mid_bits + qc.gate_frac <= 31 else \
-        mul_shift(silu_i, one - f, qc.gate_frac, "half_away")
-    c, counts["c"] = rescale(c, *k["c_to_h"], qc.state_bits)
+    c = mul_gate(silu_i, one - f, qc.gate_frac, qc.mid_bits)
+    c, counts["c"] = apply_scale(c, *k["c_to_h"], qc.state_bits)
     if mask is not None:
         c = c * mask[..., None]
     h, h_last, counts["h"] = _recurrence(f, c, h0, qc.state_bits, qc.gate_frac)
     silu_h = silu_q(h, tuple(k["h_lut"]), lut, qc.gate_frac, qc.state_bits)
     o = norm_token(norm_token(g * p["g_norm"]) * norm_token(silu_h))
     attn, counts["attn_out"] = _bl(p["o"], o, qc, qc.residual_bits)
-    x_r, counts["resid_in"] = rescale(x, *k["in_to_r"], qc.residual_bits)
-    r, counts["resid_mid"] = sat(x_r + attn, qc.residual_bits)
+    x_r, counts["resid_in"] = apply_scale(x, *k["in_to_r"], qc.residual_bits)
+    r, counts["resid_mid"] = fit(x_r + attn, qc.residual_bits, "saturate")
     gu, counts["gate_up"] = _bl(p["gate"], r, qc, qc.mid_bits, p["mlp_norm"])
     gate, up = jnp.split(gu, 2, axis=-1)
     m = norm_token(silu_q(gate, tuple(k["gate_lut"]), lut, qc.gate_frac, qc.mid_bits)) * norm_token(up)
     down, counts["mlp_out"] = _bl(p["down"], m, qc, qc.residual_bits)
-    r_out, counts["resid_carry"] = rescale(r, *k["r_to_out"], qc.residual_bits)
-    out, counts["resid_out"] = sat(r_out + down, qc.residual_bits)
+    r_out, counts["resid_carry"] = apply_scale(r, *k["r_to_out"], qc.residual_bits)
+    out, counts["resid_out"] = fit(r_out + down, qc.residual_bits, "saturate")
     taps = {"attn/i": i, "attn/f": f_pre, "attn/g": g, "attn/h": h, "resid_mid": r, "mlp/gate_up": gu,
             "resid_out": out}
     return out, h_last, counts, taps
@@ -137,4 +137,5 @@ def total_overflow(diagnostics: dict) -> int:
 
 
 def device_params(model: IntModel) -> Any:
+    """The integer model's parameters as device arrays (what `int_forward` takes)."""
     return jax.tree_util.tree_map(jnp.asarray, model.params)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int
 
-from neurojax.quant.fixed import bit_length, mul_shift, normalize_shift, saturate, shift_right
+from neurojax.quant.fixed import bit_length, fit, mul_shift, normalize_shift, shift_right
 from neurojax.quant.intmath import IntLUT, inv_sqrt, lut_eval, reciprocal
 
 NORM_BITS = 15  # per-token normalized operands hold |x| < 2**14, so products of two fit int32
@@ -29,16 +29,6 @@ def mul_shift_small(a: Int[Array, "..."], b: Int[Array, "..."], n: int, mode: st
     Bit-identical to `mul_shift` under that bound, with one int32 multiply instead of limbs.
     """
     return shift_right(a * b, n, mode)
-
-
-def count_overflow(x: Int[Array, "..."], bits: int) -> Int[Array, ""]:
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return jnp.sum((x < lo) | (x > hi)).astype(jnp.int32)
-
-
-def sat(x: Int[Array, "..."], bits: int) -> tuple[Int[Array, "..."], Int[Array, ""]]:
-    """Saturate to a signed width and count the elements that did not fit."""
-    return saturate(x, bits), count_overflow(x, bits)
 
 
 def norm_token(x: Int[Array, "... d"]) -> Int[Array, "... d"]:
@@ -71,12 +61,7 @@ def apply_scale(x: Int[Array, "..."], mant: Int[Array, "..."], shift: Int[Array,
                        jnp.sign(y) * limit, y << jnp.minimum(left, 30))
     y = jnp.where(left > 0, y_left, y)
     y = jnp.where(too_big, jnp.where(jnp.sign(x1) * jnp.sign(mant) < 0, -limit, limit), y)
-    return sat(y, bits)
-
-
-def rescale(x: Int[Array, "..."], mult: Int[Array, ""], shift: Int[Array, ""], bits: int):
-    """Static rescale by the constant `(mult, shift)` (see `fixedpoint.convert.rescale_constant`)."""
-    return apply_scale(x, mult, shift, bits)
+    return fit(y, bits, "saturate")
 
 
 def int_dot(q: Int[Array, "... d_in"], codes: Int[Array, "d_out d_in"], act_bits: int = 8) -> Int[Array, "... d_out"]:
@@ -151,13 +136,17 @@ def project(prepared: tuple, norm, codes, out_mult, out_shift, act_bits: int, ou
 
 def sigmoid_q(x: Int[Array, "..."], to_lut: tuple, lut: IntLUT, lut_bits: int = 16) -> Int[Array, "..."]:
     """sigmoid(x) in Q0.15 for `x` in a static scale, via the scale's `to_lut` rescale constant."""
-    x_lut, _ = rescale(x, *to_lut, lut_bits)
+    x_lut, _ = apply_scale(x, *to_lut, lut_bits)
     return lut_eval(x_lut, lut)
 
 
 def silu_q(x: Int[Array, "..."], to_lut: tuple, lut: IntLUT, gate_frac: int, x_bits: int = 32) -> Int[Array, "..."]:
     """silu(x) = x * sigmoid(x), in the scale of `x` (`x_bits`: a bound on x's width, for speed)."""
-    sig = sigmoid_q(x, to_lut, lut)
+    return mul_gate(x, sigmoid_q(x, to_lut, lut), gate_frac, x_bits)
+
+
+def mul_gate(x: Int[Array, "..."], gate: Int[Array, "..."], gate_frac: int, x_bits: int) -> Int[Array, "..."]:
+    """`round(x * gate / 2**gate_frac)` for a Q0.gate_frac gate; one int32 multiply when x is narrow."""
     if x_bits + gate_frac <= 31:
-        return mul_shift_small(x, sig, gate_frac)
-    return mul_shift(x, sig, gate_frac, "half_away")
+        return mul_shift_small(x, gate, gate_frac)
+    return mul_shift(x, gate, gate_frac, "half_away")

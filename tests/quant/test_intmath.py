@@ -100,12 +100,17 @@ def test_inv_sqrt_random_exact_bound(xs):
     _inv_sqrt_check(_pad(xs).tolist())
 
 
-def test_inv_sqrt_dense_float64_bound():
-    rng = np.random.default_rng(0)
-    x = np.concatenate([
+def _dense_x(seed: int) -> np.ndarray:
+    """Every x below 2**17, the top 2**16 int32 values, and 2**18 log-uniform ones (int64)."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([
         np.arange(1, 1 << 17), np.arange(INT32_MAX - (1 << 16), INT32_MAX + 1),
         np.exp2(rng.uniform(0, 31, 1 << 18)).astype(np.int64).clip(1, INT32_MAX),
     ]).astype(np.int64)
+
+
+def test_inv_sqrt_dense_float64_bound():
+    x = _dense_x(seed=0)
     m, e = (np.asarray(v) for v in _inv_sqrt(jnp.asarray(x.astype(np.int32))))
     assert m.min() >= 2**14 and m.max() < 2**15
     rel = np.abs(np.ldexp(m.astype(np.float64), -e) * np.sqrt(x.astype(np.float64)) - 1)
@@ -132,11 +137,7 @@ def test_reciprocal_random_exact_bound(xs):
 
 def test_reciprocal_dense_float64_bound():
     # m * x < 2**46 and 2**-e are exact in float64, so this error is computed exactly.
-    rng = np.random.default_rng(1)
-    x = np.concatenate([
-        np.arange(1, 1 << 17), np.arange(INT32_MAX - (1 << 16), INT32_MAX + 1),
-        np.exp2(rng.uniform(0, 31, 1 << 18)).astype(np.int64).clip(1, INT32_MAX),
-    ]).astype(np.int64)
+    x = _dense_x(seed=1)
     m, e = (np.asarray(v) for v in _reciprocal(jnp.asarray(x.astype(np.int32))))
     assert m.min() >= 2**14 and m.max() < 2**15
     rel = np.abs(np.ldexp(m.astype(np.float64) * x, -e) - 1)
