@@ -15,6 +15,7 @@ _LIB = [
     "neurojax.eval",
     "neurojax.inference",
     "neurojax.tables",
+    "neurojax.neuromorphic",
 ]
 _KERNELS = ["linear_recurrence"]
 

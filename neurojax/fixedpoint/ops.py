@@ -9,14 +9,13 @@ Conventions
   (block floating point) and the RMSNorm factor only enters the output rescale.
 - Every saturation is counted: operators return `(value, overflow_count)` where it can happen.
 """
-import math
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int
 
-from neurojax.quant.fixed import bit_length, fit, mul_shift, normalize_shift, shift_right
+from neurojax.quant.fixed import bit_length, fit, mul_shift, normalize_shift, shift_right, sum_sq_shift
 from neurojax.quant.intmath import IntLUT, inv_sqrt, lut_eval, reciprocal
 
 NORM_BITS = 15  # per-token normalized operands hold |x| < 2**14, so products of two fit int32
@@ -73,11 +72,6 @@ def int_dot(q: Int[Array, "... d_in"], codes: Int[Array, "d_out d_in"], act_bits
     narrow = jnp.int8 if act_bits <= 8 else jnp.int16
     return jax.lax.dot_general(q.astype(narrow), codes.astype(narrow), (((q.ndim - 1,), (1,)), ((), ())),
                                preferred_element_type=jnp.int32)
-
-
-def sum_sq_shift(d_in: int) -> int:
-    """Static right shift of |v| < 2**14 so that a sum of `d_in` squares fits int32."""
-    return max(0, math.ceil((math.log2(d_in) + 2 * (NORM_BITS - 1) - 31) / 2))
 
 
 def bitlinear_input(x: Int[Array, "... d_in"], pre_norm: Optional[Int[Array, "d_in"]] = None) -> tuple:

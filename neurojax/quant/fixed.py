@@ -320,6 +320,11 @@ def normalize_shift(x: Int[Array, "..."], target_bits: int, axis=-1) -> tuple[In
     return shift_right(x, k, "half_away"), k
 
 
+def sum_sq_shift(n: int, bits: int = 15) -> int:
+    """Static right shift of `n` values with |v| < 2**(bits-1) so that the sum of their squares fits int32."""
+    return max(0, math.ceil((math.log2(n) + 2 * (bits - 1) - 31) / 2))
+
+
 # ----------------------------------------------------------------------------- formats, host side
 
 @dataclass(frozen=True)
@@ -482,5 +487,5 @@ def rescale(x: Int[Array, "..."], from_fmt: FxFormat, to_fmt: FxFormat, mode: st
 __all__ = [
     "FxFormat", "INT32_MAX", "INT32_MIN", "OVERFLOW", "ROUNDING", "apply_multiplier", "bit_length",
     "dequantize", "fit", "mul_shift", "mul_shift_wide", "multiplier_shift", "normalize_shift",
-    "overflows", "quantize", "rescale", "saturate", "shift_left", "shift_right", "wrap",
+    "overflows", "quantize", "rescale", "saturate", "shift_left", "shift_right", "sum_sq_shift", "wrap",
 ]

@@ -1,0 +1,1 @@
+"""Emulated neuromorphic cores: chip description, microcode, interpreter, compiler, cost model."""
