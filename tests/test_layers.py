@@ -12,6 +12,8 @@ FORBIDDEN = {
     "fixedpoint": ["data", "train", "eval", "inference", "tables"],
     "data": ["nn", "fixedpoint", "train", "eval", "inference", "tables"],
     "inference": ["train", "eval", "tables", "data"],
+    # the emulator shares only quant primitives with the integer model: equivalence must not hold by construction
+    "neuromorphic": ["nn", "fixedpoint", "data", "train", "eval", "inference", "tables", "flax"],
 }
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from neurojax.errors import NeurojaxError
 from neurojax.neuromorphic.chip import ChipConfig
 from neurojax.neuromorphic.isa import INT32_MAX, INT32_MIN, Program
-from neurojax.neuromorphic.network import InputGroup, Network, NeuronGroup
+from neurojax.neuromorphic.network import Network
 from neurojax.neuromorphic.placement import Placement, place
 from neurojax.quant.fixed import bit_length, fit, mul_shift, mul_shift_wide, overflows, saturate, shift_right
 
