@@ -78,7 +78,12 @@ def make_problem(n: int, activity: float, steps: int, seed: int) -> dict:
     return {"lava_w": lava_w, "mantissa": (lava_w >> 1).astype(np.int8), "raster": raster}
 
 
-def build_simulator(mantissa: np.ndarray, params: dict):
+def chunk_for(steps: int) -> int:
+    """The largest divisor of `steps` up to 256: whole chunks run without the partial-chunk mask."""
+    return max(d for d in range(1, min(steps, 256) + 1) if steps % d == 0)
+
+
+def build_simulator(mantissa: np.ndarray, params: dict, steps: int = 1000):
     from neurojax.neuromorphic.chip import LOIHI2
     from neurojax.neuromorphic.interpreter import Simulator
     from neurojax.neuromorphic.network import InputGroup, Network, SynapseGroup
@@ -90,7 +95,7 @@ def build_simulator(mantissa: np.ndarray, params: dict):
     net.add(lif_group(LIF, n_dst, options=LAVA, **params))  # Lava's PyLifModelBitAcc rules
     # Lava's effective weight (w >> 1) << 1 == mantissa * 2**1: exponent +1 on the 8-bit mantissas
     net.connect(SynapseGroup("w", (INPUT, "out"), (LIF, "a_in"), mantissa, exp=1, delay=1))
-    return Simulator(net, LOIHI2, probes=(f"{LIF}/{SPIKES}",))
+    return Simulator(net, LOIHI2, probes=(f"{LIF}/{SPIKES}",), chunk_steps=chunk_for(steps))
 
 
 def final_uv(sim, state) -> tuple:
@@ -153,7 +158,7 @@ def main(argv):
              f"seed {_SEED.value}")
 
     t0 = time.perf_counter()
-    sim = build_simulator(problem["mantissa"], params)
+    sim = build_simulator(problem["mantissa"], params, steps)
     setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     warm_trace, s1 = sim.run({INPUT: raster[:1]})  # the warm-up step

@@ -18,6 +18,7 @@ Programs are decoded at trace time (each instruction becomes a few int32 array o
 and groups that share a program and a size run as one batch.
 """
 import dataclasses
+import functools
 from typing import Optional
 
 import jax
@@ -27,7 +28,7 @@ import numpy as np
 from neurojax.errors import NeurojaxError
 from neurojax.neuromorphic.chip import ChipConfig
 from neurojax.neuromorphic.isa import INT32_MAX, INT32_MIN, Program
-from neurojax.neuromorphic.network import Network
+from neurojax.neuromorphic.network import InputGroup, Network
 from neurojax.neuromorphic.placement import Placement, place
 from neurojax.quant.fixed import bit_length, fit, mul_shift, mul_shift_wide, overflows, saturate, shift_right
 
@@ -63,7 +64,8 @@ def execute(prog: Program, regs: dict, ports: dict, params: dict) -> tuple:
 
     for ins in prog.instrs:
         op, s = ins.op, ins.srcs
-        extra = None  # neurons whose raw result already left int32
+        extra = None  # neurons whose exact result left int32 ...
+        negative = None  # ... and whether that exact result was negative
         if op == "send":
             kind, _ = prog.channels[ins.dst]
             v = val(s[0])
@@ -74,15 +76,19 @@ def execute(prog: Program, regs: dict, ports: dict, params: dict) -> tuple:
         elif op in ("add", "sub"):
             a, b = val(s[0]), val(s[1])
             r = a + b if op == "add" else a - b
-            if prog.result_width(ins) > 32:
-                extra = _add_overflow(a, b if op == "add" else ~b + 1, r) | ((op == "sub") & (b == INT32_MIN))
+            if prog.result_width(ins) > 32:  # the true result has the sign of `a` whenever it overflows
+                extra = _add_overflow(a, b, r) if op == "add" else ((a ^ b) & (a ^ r)) < 0
+                negative = a < 0
         elif op == "mul":
             r = val(s[0]) * val(s[1])  # exact: the assembler bounds the operand widths
         elif op == "mulsh":
             a, b, n = val(s[0]), val(s[1]), jnp.clip(val(s[2]), 0, 62)
             wa, wb = prog.width(s[0]), prog.width(s[1])
             if wa + wb <= 32:  # the exact product fits int32: one multiply, then the rounding shift
-                r = shift_right(a * b, jnp.minimum(n, 31), ins.mode)
+                p = a * b
+                r = shift_right(p, jnp.minimum(n, 31), ins.mode)
+                # |p| <= 2**30 < 2**(n-1) beyond 31: every mode gives 0, floor gives -1 below zero
+                r = jnp.where(n > 31, jnp.where((p < 0) & (ins.mode == "floor"), -1, 0), r)
             elif wb <= 16:
                 r = mul_shift(a, b, n, ins.mode)
             else:
@@ -93,6 +99,7 @@ def execute(prog: Program, regs: dict, ports: dict, params: dict) -> tuple:
             a, n = val(s[0]), jnp.clip(val(s[1]), 0, 31)
             r = jnp.left_shift(a, n)
             extra = jnp.right_shift(r, n) != a  # a * 2**n left int32
+            negative = a < 0
         elif op == "and":
             r = val(s[0]) & val(s[1])
         elif op == "not":
@@ -100,8 +107,8 @@ def execute(prog: Program, regs: dict, ports: dict, params: dict) -> tuple:
         elif op in ("neg", "abs"):
             a = val(s[0])
             r = -a if op == "neg" else jnp.abs(a)
-            if prog.result_width(ins) > 32:
-                extra = a == INT32_MIN
+            if prog.result_width(ins) > 32:  # -INT32_MIN and |INT32_MIN| are 2**31
+                extra, negative = a == INT32_MIN, jnp.zeros(a.shape, bool)
         elif op == "min":
             r = jnp.minimum(val(s[0]), val(s[1]))
         elif op == "max":
@@ -131,9 +138,10 @@ def execute(prog: Program, regs: dict, ports: dict, params: dict) -> tuple:
             # the exact result left int32: saturate it (or keep the int32 wrap) and count it
             overflow = overflow + extra.astype(jnp.int32)
             if reg.overflow == "saturate":
-                r = jnp.where(extra, jnp.where(r < 0, INT32_MAX, INT32_MIN), r)
+                r = jnp.where(extra, jnp.where(negative, INT32_MIN, INT32_MAX), r)
         if reg.bits < 32 and prog.result_width(ins) > reg.bits:
-            overflow = overflow + overflows(r, reg.bits).astype(jnp.int32)
+            ovf = overflows(r, reg.bits)
+            overflow = overflow + (ovf if extra is None else ovf & ~extra).astype(jnp.int32)  # counted once
             r = fit(r, reg.bits, reg.overflow)[0]
         regs[ins.dst] = r
     return regs, out, overflow
@@ -176,7 +184,8 @@ class Simulator:
     that differ only in those values (another checkpoint, a mutated weight) share one compilation.
     """
 
-    def __init__(self, net: Network, chip: ChipConfig, probes: tuple = (), placement: Optional[Placement] = None):
+    def __init__(self, net: Network, chip: ChipConfig, probes: tuple = (), placement: Optional[Placement] = None,
+                 chunk_steps: int = CHUNK_STEPS):
         net.validate(chip)
         self.net, self.chip = net, chip
         self.placement = placement or place(net, chip)
@@ -185,12 +194,18 @@ class Simulator:
             g, _, ch = p.rpartition("/")
             if g not in net.groups or ch not in net.groups[g].channels():
                 raise NeurojaxError(f"probe {p!r}: no channel {ch!r} on a group {g!r}")
+        if not isinstance(chunk_steps, int) or chunk_steps < 1:
+            raise NeurojaxError(f"chunk_steps must be a positive int, got {chunk_steps!r}")
+        self.chunk_steps = chunk_steps
         self.batches = _batches(net)
         self.arrays = self._layout()
-        key = self._signature
+
+    def _compiled(self, masked: bool):
+        """The jitted chunk function (with or without the per-step `live` mask), shared by signature."""
+        key = (self._signature, masked)
         if key not in _COMPILED:
-            _COMPILED[key] = jax.jit(self._scan)
-        self._run = _COMPILED[key]
+            _COMPILED[key] = jax.jit(functools.partial(self._scan, masked=masked))
+        return _COMPILED[key]
 
     # -- host-side layout of messages, ports and counters
     def _layout(self) -> dict:
@@ -239,7 +254,8 @@ class Simulator:
             narrow = bool(np.abs(W).max(initial=0) < 128 and src.channels()[syn.src[1]][1] <= 8)
             dense.append({"w": jnp.asarray(W, jnp.int8 if narrow else jnp.int32), "fan": jnp.asarray(fan),
                           "fan_cores": jnp.asarray(fan_cores, jnp.int32)})
-            dense_static.append((so, src.size, mode, po, dst.size, narrow, syn.delay, syn.exp, fan_cores.size))
+            from_input = isinstance(src, InputGroup) and mode == "sum"
+            dense_static.append((so, src.size, mode, po, dst.size, narrow, syn.delay, syn.exp, from_input))
         self.dense_static = tuple(dense_static)
         arrays = {"dense": dense, "coo": {}}
         for mode, parts in coo.items():
@@ -269,7 +285,7 @@ class Simulator:
                 for name in batch[0].program.registers})
         return {"regs": regs, "ring": jnp.zeros((self.D, self.S), jnp.int32), "t": jnp.int32(0)}
 
-    def _dendrites(self, arrays, ring, t) -> tuple:
+    def _dendrites(self, arrays, ring, t, pre) -> tuple:
         """Flat port accumulators and the synaptic ops per core of the messages delivered at step t."""
         C = self.num_cores
         acc = {"sum": jnp.zeros(self.P["sum"], jnp.int32), "max": jnp.zeros(self.P["max"], jnp.int32)}
@@ -283,7 +299,15 @@ class Simulator:
             else:
                 acc[mode] = jnp.maximum(acc[mode], jax.ops.segment_max(contrib, dst, num_segments=self.P[mode]))
             synops = synops + jax.ops.segment_sum((vals != 0).astype(jnp.int32), core, num_segments=C)
-        for e, (so, n_src, mode, po, n_dst, narrow, delay, exp, _) in zip(arrays["dense"], self.dense_static):
+        for i, (e, (so, n_src, mode, po, n_dst, narrow, delay, exp, from_input)) in enumerate(
+                zip(arrays["dense"], self.dense_static)):
+            if from_input:  # computed for the whole run before the scan (`_input_dendrites`)
+                a, ops = pre[i]
+                a = jnp.left_shift(a, exp) if exp > 0 else jnp.right_shift(a, -exp) if exp < 0 else a
+                sl = acc[mode][po:po + n_dst]
+                acc[mode] = acc[mode].at[po:po + n_dst].set(sl + a)
+                synops = synops.at[e["fan_cores"]].add(ops)
+                continue
             p = jax.lax.dynamic_slice(ring[(t - delay) % self.D], (so,), (n_src,))
             if mode == "max":
                 a = jnp.max(e["w"].astype(jnp.int32) * p[None, :], axis=1)
@@ -298,10 +322,10 @@ class Simulator:
         acc["max"] = jnp.maximum(acc["max"], 0)  # an empty max is 0, like a missing message
         return acc, synops
 
-    def _step(self, arrays, state: dict, injected: dict) -> tuple:
+    def _step(self, arrays, state: dict, injected: dict, pre: dict) -> tuple:
         C = self.num_cores
         ring, t = state["ring"], state["t"]
-        acc, synops = self._dendrites(arrays, ring, t)
+        acc, synops = self._dendrites(arrays, ring, t, pre)
         sent, new_regs, overflow, active = {}, [], [], []
         for batch, regs, params in zip(self.batches, state["regs"], arrays["params"]):
             prog = batch[0].program
@@ -338,13 +362,45 @@ class Simulator:
         overflow = jnp.stack(overflow) if overflow else jnp.zeros(0, jnp.int32)
         return {"regs": new_regs, "ring": ring, "t": t + 1}, (probes, counters, overflow)
 
-    def _scan(self, arrays, state, inputs):
+    def _scan(self, arrays, state, inputs, masked: bool = True):
         def step(state, x):
-            injected, live = x
-            new, ys = self._step(arrays, state, injected)
+            injected, pre, live = x
+            new, ys = self._step(arrays, state, injected, pre)
+            if not masked:
+                return new, ys
             return jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, state), ys
 
         return jax.lax.scan(step, state, inputs)
+
+    def _input_dendrites(self, state: dict, xs: dict, steps: int) -> dict:
+        """Dense synapses fed by host inputs, for every step of the run at once (one matmul each).
+
+        The inputs are known before the run, so their dendritic sums need not wait for the
+        scan; messages sent before this run (delay > step) come from the state's ring buffer.
+        Float32 is used only where every partial sum is an integer below 2**24 (exact).
+        """
+        pre = {}
+        ring = None
+        t0 = int(state["t"])
+        for i, (e, (so, n_src, mode, po, n_dst, narrow, delay, exp, from_input)) in enumerate(
+                zip(self.arrays["dense"], self.dense_static)):
+            if not from_input:
+                continue
+            name = next(k[0] for k, off in self.chan_off.items() if off == so)
+            x = xs[name][:steps]
+            if ring is None:
+                ring = np.asarray(state["ring"])
+            before = np.stack([ring[(t0 - delay + k) % self.D, so:so + n_src] for k in range(delay)])
+            x = np.concatenate([before, x])[:steps]
+            w = np.asarray(e["w"])
+            bound = float(np.abs(w).max(initial=0)) * float(np.abs(x).max(initial=0)) * n_src
+            if bound < 2 ** 24:
+                a = (jnp.asarray(x, jnp.float32) @ jnp.asarray(w, jnp.float32).T).astype(jnp.int32)
+            else:
+                a = jnp.dot(jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32).T, preferred_element_type=jnp.int32)
+            ops = (jnp.asarray(x != 0, jnp.float32) @ e["fan"].astype(jnp.float32)).astype(jnp.int32)
+            pre[i] = (a, ops)
+        return pre
 
     def run(self, inputs: dict, num_steps: Optional[int] = None, state: Optional[dict] = None) -> tuple:
         """Run `num_steps` steps from `state` (default: the initial state); returns (Trace, state).
@@ -363,24 +419,29 @@ class Simulator:
             num_steps = lens.pop()
         if not isinstance(num_steps, int) or num_steps < 1:
             raise NeurojaxError(f"num_steps must be a positive int, got {num_steps!r}")
-        padded = -(-num_steps // CHUNK_STEPS) * CHUNK_STEPS
+        chunk = self.chunk_steps
+        padded = -(-num_steps // chunk) * chunk
         xs = {}
         for name, g in names.items():
             v = np.asarray(inputs.get(name, np.zeros((num_steps, g.size), np.int64)))
             if v.shape != (num_steps, g.size):
                 raise NeurojaxError(f"input {name!r} has shape {v.shape}, expected ({num_steps}, {g.size})")
-            lim = 2 ** (g.bits - 1) if g.kind == "graded" else 2
-            if v.size and (v.min() < -lim or v.max() >= lim):
+            if g.kind == "binary" and v.size and not np.isin(v, (0, 1)).all():
+                raise NeurojaxError(f"input {name!r} is binary: inject only 0 (no spike) and 1 (spike)")
+            lim = 2 ** (g.bits - 1)
+            if g.kind == "graded" and v.size and (v.min() < -lim or v.max() >= lim):
                 raise NeurojaxError(f"input {name!r} holds values beyond its {g.bits}-bit payload")
             xs[name] = np.zeros((padded, g.size), np.int32)
             xs[name][:num_steps] = v
         live = np.arange(padded) < num_steps  # padded steps leave the state unchanged
         state = self.initial_state() if state is None else state
+        pre = self._input_dendrites(state, xs, padded)
+        run = self._compiled(masked=padded != num_steps)
         chunks = []
-        for c in range(padded // CHUNK_STEPS):
-            sl = slice(c * CHUNK_STEPS, (c + 1) * CHUNK_STEPS)
-            state, ys = self._run(self.arrays, state,
-                                  ({k: jnp.asarray(v[sl]) for k, v in xs.items()}, jnp.asarray(live[sl])))
+        for c in range(padded // chunk):
+            sl = slice(c * chunk, (c + 1) * chunk)
+            state, ys = run(self.arrays, state, ({k: jnp.asarray(v[sl]) for k, v in xs.items()},
+                                                 {i: (a[sl], o[sl]) for i, (a, o) in pre.items()}, jnp.asarray(live[sl])))
             chunks.append(ys)
         probes, counters, overflow = jax.tree_util.tree_map(lambda *a: np.concatenate(a)[:num_steps], *chunks)
         groups = [g.name for batch in self.batches for g in batch]

@@ -16,7 +16,8 @@ Instruction set (`d` destination register; `a`, `b`, `c` operands):
     add d, a, b         d = a + b
     sub d, a, b         d = a - b
     mul d, a, b         d = a * b            (widths of a and b must add to <= 32)
-    mulsh d, a, b, n    d = round(a * b / 2**n), exact   (|b| <= 2**16: b at most 17 bits)
+    mulsh d, a, b, n    d = round(a * b / 2**n), exact   (|b| <= 2**16: b at most 17 bits; the
+                        rounded result must fit int32: beyond it wraps, uncounted)
     shr d, a, n         d = round(a / 2**n)
     shl d, a, n         d = a * 2**n
     and d, a, b         bitwise and;  not d, a: bitwise complement (-a - 1)
@@ -126,7 +127,7 @@ class Program:
         if op in ("neg", "abs"):
             return min(w[0] + 1, 33)
         if op == "mul":
-            return w[0] + w[1] - 1
+            return w[0] + w[1]
         if op in ("min", "max"):
             return max(w)
         if op == "clip":
@@ -136,7 +137,7 @@ class Program:
         if op == "sel":
             return max(w[1:])
         if op == "and":
-            return min(w)
+            return max(w)
         if op == "lut":
             t = self.tables[ins.srcs[0]]
             return max(imm_bits(int(t.min())), imm_bits(int(t.max())))

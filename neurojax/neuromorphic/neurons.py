@@ -202,7 +202,7 @@ def _name(kind: str, opt) -> str:
     return f"{kind}({fields})"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lif_program(options: LifOptions = LAVA, trace: bool = False) -> Program:
     """Fixed-point LIF (spec: LIF, Lava `PyLifModelBitAcc`), one time step per run.
 
@@ -229,7 +229,7 @@ def lif_program(options: LifOptions = LAVA, trace: bool = False) -> Program:
     return b.build()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ternary_lif_program(options: LifOptions = LAVA, trace: bool = False) -> Program:
     """Ternary LIF (spec: Ternary LIF, Lava `PyTernLifModelFixed`).
 
@@ -263,7 +263,7 @@ def ternary_lif_program(options: LifOptions = LAVA, trace: bool = False) -> Prog
     return b.build()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lif_reset_program(options: LifOptions = LAVA, trace: bool = False) -> Program:
     """LIF with periodic reset (spec: LIF with reset, Lava `PyLifResetModelBitAcc`).
 
@@ -298,7 +298,7 @@ def lif_reset_program(options: LifOptions = LAVA, trace: bool = False) -> Progra
 
 # ----------------------------------------------------------------------------- sigma-delta microcode
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sigma_delta_program(options: SigmaDeltaOptions = SIGMA_DELTA_LAVA, trace: bool = False) -> Program:
     """Sigma-delta neuron (spec: Sigma-delta, Lava `proc/sdn/models.py`), int32, no saturation.
 
@@ -343,7 +343,7 @@ def sigma_delta_program(options: SigmaDeltaOptions = SIGMA_DELTA_LAVA, trace: bo
             b.sel(err, send, 0, err)
         b.sub(residue, delta, s)
         b.mov(act_prev, act)
-        b.shr(payload, s, "state_exp", mode=TOWARD_ZERO)
+        b.shr(payload, s, "state_exp", mode=FLOOR)
     b.channel("s", "graded")
     b.send("s", payload)
     if trace:
