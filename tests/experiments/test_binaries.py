@@ -136,6 +136,20 @@ def test_reproduce_writes_results(tmp_path):
     text = (results / "README.md").read_text()
     assert "measured in this run" in text and (results / "ternary_vs_fp_loss.png").stat().st_size > 1000
     assert_one_error(run("reproduce", "--tables=nope"), "nope")
+    # the integer model on the emulated chip: bit-exact at every tap and token of each emulated row
+    rows = list(csv.reader(open(results / "neuromorphic.csv")))
+    emulated = [r for r in rows[1:] if "emulated" in r[0]]
+    assert len(emulated) == 3 and all(r[-1] == "yes" for r in emulated), rows
+    assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in emulated)  # tokens/s, mJ/token from the cost model
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--chip=nope"], "unknown chip"), (["--tokens=0"], "--tokens"), (["--mode=fast"], "mode"),
+    (["--energy_model=nope"], "nope"), (["--int_model=/nonexistent"], "no integer model"),
+    (["--chip=loihi2"], "payload"),
+])
+def test_emulate_rejects_bad_input(args, needle):
+    assert_one_error(run("emulate", *args), needle)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
-"""The compiled MatMul-free LM on the emulated cores: bit-exact against the integer model, and a
-check that fails, naming the right layer, when one weight, one shift or one rounding mode changes."""
+"""The compiled MatMul-free LM (tiny preset) on the emulated cores: bit-exact against the integer
+model over 64 tokens, and a check that fails, naming the right layer, when one weight, one shift or
+one rounding mode changes."""
 import dataclasses
 
 import jax
@@ -22,7 +23,7 @@ CHIP = CHIPS["loihi2_32bit"]
 
 
 def _int_model(seed: int):
-    model = MatMulFreeLM(preset("micro"))
+    model = MatMulFreeLM(preset("tiny"))
     params = init_params(model, jax.random.PRNGKey(seed))
     rng = np.random.default_rng(seed)
     calib = [rng.integers(0, 256, (4, 32)).astype(np.int32) for _ in range(2)]
@@ -30,7 +31,7 @@ def _int_model(seed: int):
     return convert(model.config, params, calibrate(model, params, calib, qc), qc)
 
 
-REF_LEN = 12  # the reference always runs 12 tokens (one compilation); the model is causal, so
+REF_LEN = 64  # the reference always runs 64 tokens (one compilation); the model is causal, so
 # the taps of a shorter sequence are the first rows of a padded one
 
 
@@ -49,7 +50,9 @@ def micro():
     return im, compile_model(im, CHIP)
 
 
-TOKENS = np.array([257, 72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100])
+TOKENS = np.concatenate([[257], np.frombuffer(b"def emulate(tokens):\n    return [t for t in tokens if t > 0]\n# 64 tokens",
+                                              np.uint8)])[:64]
+assert TOKENS.size == 64
 
 
 def test_prefill_is_bit_exact(micro):
@@ -150,7 +153,7 @@ def test_interpreter_step_is_integer_only(micro):
 def test_report_and_limits(micro):
     im, cm = micro
     rep = cm.report()
-    assert rep["cores"] == len(cm.placement.memory) and rep["chips"] == 1
+    assert rep["cores"] == len(cm.placement.memory) and rep["chips"] == -(-rep["cores"] // CHIP.cores_per_chip)
     assert 0 < rep["max_memory_per_core_bytes"] <= CHIP.memory_per_core_bytes
     assert rep["pipeline_depth_steps"] == cm.depth and rep["steps_per_token_generate"] == cm.depth + 1
     with pytest.raises(NeurojaxError, match="payload"):
