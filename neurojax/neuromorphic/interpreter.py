@@ -15,7 +15,7 @@ hops of those messages, and neuron updates that were active (received or sent an
 idle. Runtime overflows (values that did not fit a register) are counted per group.
 
 Programs are decoded at trace time (each instruction becomes a few int32 array operations)
-and groups that share a program and a size run as one batch.
+and the neurons of all groups that share a program run as one batch (concatenated).
 """
 import dataclasses
 import functools

@@ -63,7 +63,7 @@ def build(ctx: TableContext) -> list[Table]:
     mismatch = first_mismatch(cm, emu, {k: v[:GENERATE_TOKENS] for k, v in reference.items()})
     g = cost.run_cost(emu.trace, ENERGY, placement=cm.placement).per(GENERATE_TOKENS)
     rows.append([f"{ctx.preset} (emulated)", "generate", GENERATE_TOKENS, 1 / g.total_time_s,
-                 1e3 * g.total_energy_j, float("nan"), "yes" if mismatch is None else f"NO: {mismatch}"])
+                 1e3 * g.total_energy_j, "-", "yes" if mismatch is None else f"NO: {mismatch}"])
     # 370M: per-token counts scaled by synapses (synaptic ops) and neurons (the rest), estimated
     big, small = model_preset("370M"), trained.model.config
     syn_ratio, neuron_ratio = _bitlinear_weights(big) / _bitlinear_weights(small), _neurons(big) / _neurons(small)
@@ -75,8 +75,7 @@ def build(ctx: TableContext) -> list[Table]:
     est_prefill = cost.estimate(counts, cores, chips, 1, ENERGY)
     est_gen = cost.estimate(counts, cores, chips, depth + 1, ENERGY)
     for mode, e in (("prefill", est_prefill), ("generate", est_gen)):
-        rows.append(["370M (estimated)", mode, "any", 1 / e.total_time_s, 1e3 * e.total_energy_j,
-                     float("nan"), "n/a"])
+        rows.append(["370M (estimated)", mode, "any", 1 / e.total_time_s, 1e3 * e.total_energy_j, "-", "n/a"])
     shape = cost.TRANSFORMER_370M_FP16
     gpu_rows = []
     for n in (max(SEQ_LENS), cost.PAPER_TTFT_PROMPT_TOKENS):
