@@ -240,7 +240,8 @@ class Simulator:
             src_core = pl.core_of[src.name]
             chan_core[so:so + src.size] = src_core
             dcore = pl.core_of[dst.name][d]
-            pairs = np.unique(np.stack([si, dcore]), axis=1) if d.size else np.zeros((2, 0), np.int64)
+            key = np.unique(si.astype(np.int64) * C + dcore)  # distinct (source neuron, target core) pairs
+            pairs = np.stack([key // C, key % C])
             np.add.at(msgs, so + pairs[0], 1)
             np.add.at(hops, so + pairs[0], pl.hops(src_core[pairs[0]], pairs[1]))
             if syn.sparse and syn.exp == 0:
@@ -444,7 +445,7 @@ class Simulator:
         live = np.arange(padded) < num_steps  # padded steps leave the state unchanged
         state = self.initial_state() if state is None else state
         pre = self._input_dendrites(state, xs, padded)
-        run = self._compiled(masked=padded != num_steps)
+        run = self._compiled(masked=padded != num_steps)  # the mask only where a chunk is partial
         chunks = []
         for c in range(padded // chunk):
             sl = slice(c * chunk, (c + 1) * chunk)
