@@ -100,13 +100,18 @@ def forward_program(bits: int) -> Program:
     return b.build()
 
 
+def _shift_from_extremes(b: ProgramBuilder) -> str:
+    """Ports pm / nm (max-reduced x and ~x of a vector) -> the register holding its norm shift."""
+    b.port("pm", "max")
+    b.port("nm", "max")
+    return mc.norm_shift(b, "pm", "nm", NORM_BITS)
+
+
 @functools.lru_cache(maxsize=None)
 def norm_scalar_program() -> Program:
     """Per-token block-floating-point shift of a vector from its max and max-of-complement."""
     b = ProgramBuilder("norm_shift")
-    b.port("pm", "max")
-    b.port("nm", "max")
-    k = mc.norm_shift(b, "pm", "nm", NORM_BITS)
+    k = _shift_from_extremes(b)
     b.channel("k")
     b.send("k", k)
     return b.build()
@@ -178,9 +183,7 @@ def inv_rms_program() -> Program:
 def code_scale_program() -> Program:
     """From the extremes of y = v * norm: its shift kz, m = max|z| and 1/m for the activation codes."""
     b = ProgramBuilder("code_scale")
-    b.port("pm", "max")
-    b.port("nm", "max")
-    k = mc.norm_shift(b, "pm", "nm", NORM_BITS)
+    k = _shift_from_extremes(b)
     m = b.reg("m", 16)
     with b.scratch():
         t = b.tmp()

@@ -220,6 +220,11 @@ def lif_program(options: LifOptions = LAVA, trace: bool = False) -> Program:
     b = ProgramBuilder(_name("lif", options))
     u, v = _lif_declare(b, options)
     b.param("vth", VTH_BITS)
+    return _lif_finish(b, options, u, v, trace)
+
+
+def _lif_finish(b: ProgramBuilder, options: LifOptions, u: str, v: str, trace: bool) -> Program:
+    """Steps 1-6 of `lif_program` after the declarations; the spike on the binary channel "s"."""
     _lif_subthreshold(b, options, u, v)
     s = _lif_spike(b, options, v)
     b.channel("s", "binary")
@@ -287,13 +292,7 @@ def lif_reset_program(options: LifOptions = LAVA, trace: bool = False) -> Progra
         b.eq(now, phase, "reset_phase")
         b.sel(u, now, 0, u)
         b.sel(v, now, 0, v)
-    _lif_subthreshold(b, options, u, v)
-    s = _lif_spike(b, options, v)
-    b.channel("s", "binary")
-    b.send("s", s)
-    if trace:
-        _trace(b, (u, v))
-    return b.build()
+    return _lif_finish(b, options, u, v, trace)
 
 
 # ----------------------------------------------------------------------------- sigma-delta microcode
