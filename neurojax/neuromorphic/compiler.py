@@ -381,8 +381,10 @@ def _reduce_norm(g: Graph, name: str, src: str, ch: str) -> str:
 def _bitlinear(g: Graph, prefix: str, src: str, ch: str, projections: dict, qc, prenorm=None) -> dict:
     """Build a BitLinear (or several sharing one input); returns {role: output group}.
 
-    `projections`: role -> (params dict of the projection, output size, out bits, extra output
-    edges, extra params, [(output group suffix, row slice)] or None).
+    `projections`: role -> {"p": the projection's integer params, "bits": output width,
+    "outputs": [(output role, row slice of the codes)], optionally "edges": {output role: extra
+    input edges} and "params": {output role: extra group params}}. `prenorm` folds a preceding
+    RMSNorm weight into the input.
     """
     d = g.net.groups[src].size
     s_a = _reduce_norm(g, f"{prefix}/in_shift", src, ch)

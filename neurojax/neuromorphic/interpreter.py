@@ -229,6 +229,7 @@ class Simulator:
         self.P = {k: max(v, 1) for k, v in sizes.items()}
         coo = {"sum": [], "max": []}
         dense, dense_static = [], []
+        self.dense_src = []  # source group of each dense synapse group
         chan_core = np.zeros(self.S, np.int64)
         msgs = np.zeros(self.S, np.int64)
         hops = np.zeros(self.S, np.int64)
@@ -257,6 +258,7 @@ class Simulator:
                           "fan_cores": jnp.asarray(fan_cores, jnp.int32)})
             from_input = isinstance(src, InputGroup) and mode == "sum"
             dense_static.append((so, src.size, mode, po, dst.size, narrow, syn.delay, syn.exp, from_input))
+            self.dense_src.append(src.name)
         self.dense_static = tuple(dense_static)
         arrays = {"dense": dense, "coo": {}}
         for mode, parts in coo.items():
@@ -395,8 +397,7 @@ class Simulator:
                 zip(self.arrays["dense"], self.dense_static)):
             if not from_input:
                 continue
-            name = next(k[0] for k, off in self.chan_off.items() if off == so)
-            x = xs[name][:steps]
+            x = xs[self.dense_src[i]][:steps]
             if ring is None:
                 ring = np.asarray(state["ring"])
             before = np.stack([ring[(t0 - delay + k) % self.D, so:so + n_src] for k in range(delay)])

@@ -226,8 +226,12 @@ def lif_program(options: LifOptions = LAVA, trace: bool = False) -> Program:
 def _lif_finish(b: ProgramBuilder, options: LifOptions, u: str, v: str, trace: bool) -> Program:
     """Steps 1-6 of `lif_program` after the declarations; the spike on the binary channel "s"."""
     _lif_subthreshold(b, options, u, v)
-    s = _lif_spike(b, options, v)
-    b.channel("s", "binary")
+    return _send_spikes(b, _lif_spike(b, options, v), "binary", u, v, trace)
+
+
+def _send_spikes(b: ProgramBuilder, s: str, kind: str, u: str, v: str, trace: bool) -> Program:
+    """Send `s` on channel "s" of `kind` (and the state when tracing); the finished program."""
+    b.channel("s", kind)
     b.send("s", s)
     if trace:
         _trace(b, (u, v))
@@ -261,11 +265,7 @@ def ternary_lif_program(options: LifOptions = LAVA, trace: bool = False) -> Prog
         b.sub(s, pos, neg)
         b.ne(fired, s, 0)
         b.sel(v, fired, options.reset, v)
-    b.channel("s", "graded")
-    b.send("s", s)
-    if trace:
-        _trace(b, (u, v))
-    return b.build()
+    return _send_spikes(b, s, "graded", u, v, trace)
 
 
 @functools.cache
