@@ -4,20 +4,12 @@
 reference) but is installed as the subpackage `neurojax.kernels`, so library code
 imports `neurojax.kernels.<op>.api` in both editable and regular installs.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
-_LIB = [
-    "neurojax",
-    "neurojax.quant",
-    "neurojax.nn",
-    "neurojax.data",
-    "neurojax.train",
-    "neurojax.eval",
-    "neurojax.inference",
-    "neurojax.tables",
-    "neurojax.neuromorphic",
-]
-_KERNELS = ["linear_recurrence"]
+# Every `neurojax.*` package and every kernel op folder, found rather than listed, so a
+# new subpackage cannot be left out of a regular (non-editable) install.
+_LIB = find_packages(include=["neurojax", "neurojax.*"])
+_KERNELS = ["neurojax.kernels." + p for p in find_packages("kernels")]
 
 setup(
     name="neurojax",
@@ -26,7 +18,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=_LIB + ["neurojax.kernels"] + [f"neurojax.kernels.{k}" for k in _KERNELS],
+    packages=_LIB + ["neurojax.kernels"] + _KERNELS,
     package_dir={"neurojax.kernels": "kernels"},
     install_requires=[
         "jax>=0.4.35",

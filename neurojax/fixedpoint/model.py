@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int
 
 from neurojax.fixedpoint.convert import IntModel, IntModelSpec
+from neurojax.kernels.ternary_matmul import PackedTernary, pack
 from neurojax.fixedpoint.ops import (apply_scale, bitlinear_input, int_bitlinear, mul_gate, mul_shift, mul_shift_small,
                                      norm_token, project, sigmoid_q, silu_q)
 from neurojax.quant.fixed import fit
@@ -27,12 +28,17 @@ def initial_int_state(spec: IntModelSpec, batch_size: int) -> IntState:
     return tuple(jnp.zeros((batch_size, spec.model.d_model), jnp.int32) for _ in range(spec.model.num_layers))
 
 
+def _codes(p: dict):
+    """Packed codes where `device_params` added them, else the int8 `[out, in]` codes."""
+    return p.get("packed", p["codes"])
+
+
 def _bl(p: dict, x, qc, out_bits: int, pre_norm=None):
-    return int_bitlinear(x, pre_norm, p["norm"], p["codes"], p["mult"], p["shift"], qc.act_bits, out_bits)
+    return int_bitlinear(x, pre_norm, p["norm"], _codes(p), p["mult"], p["shift"], qc.act_bits, out_bits)
 
 
 def _proj(p: dict, prepared, qc, out_bits: int):
-    return project(prepared, p["norm"], p["codes"], p["mult"], p["shift"], qc.act_bits, out_bits)
+    return project(prepared, p["norm"], _codes(p), p["mult"], p["shift"], qc.act_bits, out_bits)
 
 
 def _recurrence(f: Int[Array, "B T d"], c: Int[Array, "B T d"], h0: Int[Array, "B d"], bits: int, frac: int):
@@ -136,6 +142,26 @@ def total_overflow(diagnostics: dict) -> int:
     return int(sum(int(v) for v in jax.device_get(diagnostics["overflow"]).values()))
 
 
-def device_params(model: IntModel) -> Any:
-    """The integer model's parameters as device arrays (what `int_forward` takes)."""
-    return jax.tree_util.tree_map(jnp.asarray, model.params)
+def device_params(model: IntModel, packed: bool = True) -> Any:
+    """The integer model's parameters as device arrays (what `int_forward` takes).
+
+    With `packed`, every BitLinear also gets its codes as 2-bit `PackedTernary` under
+    `"packed"`, which `int_forward` then multiplies with the `ternary_matmul` kernel (the
+    same integers; 16x less weight memory than int8 codes are read per token).
+    """
+    params = jax.tree_util.tree_map(jnp.asarray, model.params)
+    if not packed:
+        return params
+
+    def add_packed(node):
+        if isinstance(node, dict):
+            node = {k: add_packed(v) for k, v in node.items()}
+            codes = node.get("codes")
+            if codes is not None and getattr(codes, "ndim", 0) == 2:
+                node["packed"] = PackedTernary(pack(codes).data)
+            return node
+        if isinstance(node, (list, tuple)):
+            return type(node)(add_packed(v) for v in node)
+        return node
+
+    return add_packed(params)

@@ -6,14 +6,19 @@ precision) and `norm/weight [in]`. The forward computes
 integer-valued floats: every partial sum is an integer below 2^24, so the float32
 matmul is exact and equals an int32 accumulation bit for bit.
 
-For inference the codes can be precomputed once into the `quantized` collection
-(`codes` int8, `scale` float32; see `neurojax.nn.inference_params`); the latent
-weight is then not needed at all.
+For inference the codes are precomputed once into the `quantized` collection as packed
+ternary weights (`packed` uint8 `[K4, out]`, 2 bits per weight, layout in
+`neurojax.kernels.ternary_matmul.pack`; `scale` float32; see
+`neurojax.nn.inference_variables`); the latent weight is then not needed at all and the
+product runs through the `ternary_matmul` kernel (int8 x packed -> int32), which gives
+the same integers, so the same outputs bit for bit.
 """
 import flax.linen as nn
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from neurojax.kernels.rmsnorm_quant import rmsnorm_quant
+from neurojax.kernels.ternary_matmul import PackedTernary, pack, ternary_matmul
 from neurojax.nn.config import BITLINEAR_NORM_EPS
 from neurojax.nn.norm import RMSNorm
 from neurojax.quant import absmax_int8, ternary_codes
@@ -35,24 +40,25 @@ class BitLinear(nn.Module):
 
     @nn.compact
     def __call__(self, x: Float[Array, "... d_in"]) -> Float[Array, "... d_out"]:
-        y = RMSNorm(eps=BITLINEAR_NORM_EPS, name="norm")(x)
+        norm = RMSNorm(eps=BITLINEAR_NORM_EPS, name="norm")
+        y = norm(x)  # unused on the packed path (dead code under jit); creates `norm/weight`
+        if self.has_variable(QUANTIZED, "packed"):
+            # Inference: fused norm + int8 codes (the same codes and scales as absmax_int8
+            # below), then int8 x packed ternary -> int32.
+            q8, s_x = rmsnorm_quant(x, norm.variables["params"]["weight"], BITLINEAR_NORM_EPS)
+            packed = PackedTernary(self.get_variable(QUANTIZED, "packed"))
+            acc = ternary_matmul(q8, packed).astype(jnp.float32)
+            return acc * (1.0 / (s_x * self.get_variable(QUANTIZED, "scale")))
         if self.full_precision:
             w = self.param("weight", _torch_layout_init(self.init_std), (self.features, x.shape[-1]), jnp.float32)
             return y @ w.T
         q_x, s_x = absmax_int8(y)
-        if self.has_variable(QUANTIZED, "codes"):
-            codes = self.get_variable(QUANTIZED, "codes")
-            s_w = self.get_variable(QUANTIZED, "scale")
-            # Widening int8 codes to float32 in the dot is exact and, on XLA:CPU, ~20x
-            # faster than an int8 x int8 -> int32 dot_general (measured for the LM head).
-            acc = q_x @ codes.astype(jnp.float32).T
-        else:
-            w = self.param("weight", _torch_layout_init(self.init_std), (self.features, x.shape[-1]), jnp.float32)
-            codes, s_w = ternary_codes(w)
-            if self.is_mutable_collection(QUANTIZED):
-                self.put_variable(QUANTIZED, "codes", codes.astype(jnp.int8))
-                self.put_variable(QUANTIZED, "scale", s_w)
-            acc = q_x @ codes.T
+        w = self.param("weight", _torch_layout_init(self.init_std), (self.features, x.shape[-1]), jnp.float32)
+        codes, s_w = ternary_codes(w)
+        if self.is_mutable_collection(QUANTIZED):
+            self.put_variable(QUANTIZED, "packed", pack(codes.astype(jnp.int8)).data)
+            self.put_variable(QUANTIZED, "scale", s_w)
+        acc = q_x @ codes.T
         # Rescale by an explicit reciprocal: XLA rewrites `acc / scale` into this anyway, so
         # writing it out makes the result the same in every program (and in NumPy oracles).
         return acc * (1.0 / (s_x * s_w))

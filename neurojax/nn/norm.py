@@ -1,15 +1,15 @@
-"""RMSNorm: `x / sqrt(mean(x^2, -1) + eps) * w`, computed in float32."""
+"""RMSNorm: `x / sqrt(mean(x^2, -1) + eps) * w`, computed in float32.
+
+The pure function `rms_norm` is defined once, next to the fused RMSNorm + int8 kernel
+(`neurojax.kernels.rmsnorm_quant`), and re-exported here under the same name.
+"""
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from neurojax.kernels.rmsnorm_quant.reference import rms_norm
 
-def rms_norm(x: Float[Array, "... d"], weight: Float[Array, "d"], eps: float) -> Float[Array, "... d"]:
-    """Root-mean-square normalisation over the last axis, scaled by `weight`."""
-    x = x.astype(jnp.float32)
-    inv = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
-    return x * inv * weight.astype(jnp.float32)
+__all__ = ["RMSNorm", "rms_norm"]
 
 
 class RMSNorm(nn.Module):

@@ -50,11 +50,12 @@ def weight_memory_bits(config: ModelConfig, float_bits: int = 32) -> dict[str, i
 
 
 def inference_variables(model: Any, params: Any) -> dict:
-    """Precompute every BitLinear's ternary codes (int8) and scale once, for decoding.
+    """Precompute every BitLinear's packed ternary codes and scale once, for decoding.
 
-    Returns `{"params": params without latent projection weights, "quantized": codes}`;
-    `model.apply` on it computes exactly the same logits as on `{"params": params}`
-    without re-ternarizing each step, and holds int8 instead of float32 weights.
+    Returns `{"params": params without latent projection weights, "quantized": packed}`;
+    `model.apply` on it computes the same integer products as on `{"params": params}`
+    (logits equal to float round-off) without re-ternarizing each step, holding 2 bits instead of 32 per weight
+    (`packed` uint8 `[K4, out]`, see `neurojax.kernels.ternary_matmul.pack`).
     Full-precision models are returned unchanged.
     """
     if model.config.full_precision:

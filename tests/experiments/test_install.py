@@ -6,8 +6,12 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROBE = ("import neurojax.kernels.linear_recurrence.api as a, neurojax.nn, neurojax.train; "
-         "print(a.__file__)")
+# Every subpackage (a package missing from setup.py would import in the editable install
+# and fail only in a regular one) and every kernel op.
+PROBE = ("import pkgutil, importlib, neurojax, neurojax.kernels as k; "
+         "[importlib.import_module(m.name) for m in pkgutil.walk_packages(neurojax.__path__, 'neurojax.')]; "
+         "import neurojax.kernels.linear_recurrence.api as a, neurojax.kernels.ternary_matmul.api, "
+         "neurojax.kernels.rmsnorm_quant.api, neurojax.fixedpoint, neurojax.neuromorphic; print(a.__file__)")
 
 
 def _probe(cwd, env=None):

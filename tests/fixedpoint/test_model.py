@@ -9,7 +9,8 @@ from neurojax import NeurojaxError
 from neurojax.fixedpoint import IntQuantConfig, calibrate, convert, int_forward, total_overflow
 from neurojax.fixedpoint.io import load_int_model, save_int_model
 from neurojax.fixedpoint.lm import IntLM
-from neurojax.fixedpoint.model import initial_int_state, int_decode_step
+from neurojax.fixedpoint.model import device_params, initial_int_state, int_decode_step
+from neurojax.kernels.ternary_matmul import PackedTernary, pack
 from neurojax.fixedpoint.ops import int_dot
 from neurojax.inference import SamplingConfig, generate
 from neurojax.nn import preset
@@ -30,6 +31,32 @@ def test_forward_is_integer_only(micro_int):
     assert_integer_only(lambda p, t: int_forward(spec, p, t), params, _tokens((2, 5)))
     assert_integer_only(lambda p, t, s: int_decode_step(micro_int, t, s)[:2], params, _tokens((2,)),
                         initial_int_state(spec, 2))
+
+
+def test_packed_params_integer_only_and_equal_to_int8_codes(micro_int):
+    """`device_params` adds 2-bit packed codes; the kernel path gives the same integers."""
+    spec = micro_int.spec
+    packed, plain = device_params(micro_int), device_params(micro_int, packed=False)
+    assert isinstance(packed["head"]["packed"], PackedTernary) and "packed" not in plain["head"]
+    for tokens in (_tokens((2, 6)), _tokens((1, 1))):  # prefill rows and a decode row
+        a, sa, da = int_forward(spec, packed, tokens)
+        b, sb, db = int_forward(spec, plain, tokens)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        for x, y in zip(sa, sb):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        assert total_overflow(da) == total_overflow(db)
+    assert_integer_only(lambda p, t: int_forward(spec, p, t), packed, _tokens((1, 1)))
+    assert_integer_only(lambda p, t: int_forward(spec, p, t), packed, _tokens((2, 5)))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 300), st.integers(1, 9), st.integers(0, 2**31 - 1))
+def test_int_dot_with_packed_codes_equals_int64_oracle(rows, d_in, d_out, seed):
+    rng = np.random.default_rng(seed)
+    q = rng.integers(-128, 128, (rows, d_in)).astype(np.int32)
+    codes = rng.integers(-1, 2, (d_out, d_in)).astype(np.int8)
+    want = q.astype(np.int64) @ codes.astype(np.int64).T
+    np.testing.assert_array_equal(np.asarray(int_dot(jnp.asarray(q), pack(codes))), want)
 
 
 def test_jaxpr_check_catches_floats():

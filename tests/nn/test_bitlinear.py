@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import neurojax.nn as nj
 from neurojax.nn import QUANTIZED, BitLinear
+from neurojax.kernels.ternary_matmul import PackedTernary, packed_rows, unpack
 from neurojax.quant import absmean_scale
 
 EPS = 1e-6  # every BitLinear normalises with 1e-6 (spec)
@@ -187,9 +188,9 @@ def test_bitlinear_quantized_collection_bit_identical():
     mod = BitLinear(8)
     out, extra = mod.apply({"params": params}, jnp.asarray(x), mutable=[QUANTIZED])
     quant = extra[QUANTIZED]
-    assert quant["codes"].dtype == jnp.int8 and quant["codes"].shape == (8, 16)
+    assert quant["packed"].dtype == jnp.uint8 and quant["packed"].shape == (packed_rows(16), 8)
     s_w = scale_w(w)
-    np.testing.assert_array_equal(np.asarray(quant["codes"]), np_ternary(w, s_w))
+    np.testing.assert_array_equal(np.asarray(unpack(PackedTernary(quant["packed"]), 16)), np_ternary(w, s_w))
     assert np.float32(np.asarray(quant["scale"])) == s_w
     out2 = mod.apply({"params": {"norm": params["norm"]}, QUANTIZED: quant}, jnp.asarray(x))
     np.testing.assert_array_equal(np.asarray(out2), np.asarray(out))
@@ -214,7 +215,7 @@ def micro_ivars(micro_lm):
     return nj.inference_variables(model, params)
 
 
-def test_inference_variables_hold_int8_codes_and_no_float_weight(micro_lm, micro_ivars):
+def test_inference_variables_hold_packed_codes_and_no_float_weight(micro_lm, micro_ivars):
     model, params = micro_lm
     ivars = micro_ivars
     assert set(ivars) == {"params", QUANTIZED}
@@ -227,13 +228,15 @@ def test_inference_variables_hold_int8_codes_and_no_float_weight(micro_lm, micro
     for p in projections:
         assert f"{p}/weight" not in iflat, f"{p} still holds its float latent weight"
         assert f"{p}/norm/weight" in iflat
-        codes, scale = qflat[f"{p}/codes"], qflat[f"{p}/scale"]
-        assert codes.dtype == jnp.int8 and codes.shape == pflat[f"{p}/weight"].shape
+        packed, scale = qflat[f"{p}/packed"], qflat[f"{p}/scale"]
+        n_out, k_in = pflat[f"{p}/weight"].shape
+        assert packed.dtype == jnp.uint8 and packed.shape == (packed_rows(k_in), n_out)
+        codes = unpack(PackedTernary(packed), k_in)
         assert scale.dtype == jnp.float32 and scale.shape == ()
         w = np.asarray(pflat[f"{p}/weight"])
         np.testing.assert_allclose(np.asarray(scale), 1.0 / np.abs(w.astype(np.float64)).mean(), rtol=2e-6)
         np.testing.assert_array_equal(np.asarray(codes), np_ternary(w, np.asarray(scale)))
-    assert set(qflat) == {f"{p}/{n}" for p in projections for n in ("codes", "scale")}
+    assert set(qflat) == {f"{p}/{n}" for p in projections for n in ("packed", "scale")}
     # every other parameter is kept unchanged
     assert set(iflat) == set(pflat) - {f"{p}/weight" for p in projections}
     for k, v in iflat.items():
@@ -241,29 +244,36 @@ def test_inference_variables_hold_int8_codes_and_no_float_weight(micro_lm, micro
     assert "embeddings/embedding" in iflat and "lower_bounds" in iflat
 
 
-def test_inference_variables_bit_identical_logits_and_state(micro_lm):
+# The packed path computes the same integers (checked per layer above and in
+# tests/kernels), but it is a different XLA program: the float RMSNorm around it may fuse
+# differently and round in the last bit, so whole-model logits agree to float round-off.
+LOGIT_TOL = 1e-5
+
+
+def test_inference_variables_same_logits_and_state(micro_lm):
     model, params = micro_lm
     tokens = jax.random.randint(jax.random.PRNGKey(2), (2, 7), 0, model.config.vocab_size)
     apply = jax.jit(model.apply)
     logits, state = apply({"params": params}, tokens)
     ivars = jax.jit(lambda p: nj.inference_variables(model, p))(params)
     logits_i, state_i = apply(ivars, tokens)
-    np.testing.assert_array_equal(np.asarray(logits_i), np.asarray(logits))
+    np.testing.assert_allclose(np.asarray(logits_i), np.asarray(logits), rtol=0, atol=LOGIT_TOL)
+    np.testing.assert_array_equal(np.argmax(logits_i, -1), np.argmax(logits, -1))
     for a, b in zip(state_i, state):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=LOGIT_TOL)
     # decoding with the inference variables gives the first position's logits too
     lg, _ = jax.jit(lambda v, t, s: nj.decode_step(model, v, t, s))(
         ivars, tokens[:, 0], nj.initial_state(model.config, 2))
     np.testing.assert_allclose(np.asarray(lg), np.asarray(logits[:, 0]), rtol=0, atol=1e-5)
 
 
-def test_inference_variables_bit_identical_when_decoding_jitted(micro_lm, micro_ivars):
+def test_inference_variables_same_logits_when_built_eagerly(micro_lm, micro_ivars):
     model, params = micro_lm
     tokens = jax.random.randint(jax.random.PRNGKey(2), (2, 7), 0, model.config.vocab_size)
     apply = jax.jit(model.apply)
     logits, _ = apply({"params": params}, tokens)
     logits_i, _ = apply(micro_ivars, tokens)
-    np.testing.assert_array_equal(np.asarray(logits_i), np.asarray(logits))
+    np.testing.assert_allclose(np.asarray(logits_i), np.asarray(logits), rtol=0, atol=LOGIT_TOL)
 
 
 def test_inference_variables_full_precision_unchanged(micro_lm):
