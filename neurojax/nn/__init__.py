@@ -2,6 +2,14 @@
 from neurojax.nn.bitlinear import QUANTIZED, BitLinear
 from neurojax.nn.config import PRESETS, ModelConfig, default_intermediate_size, preset
 from neurojax.nn.glu import GLU
+from neurojax.nn.hybrid import (
+    HybridLM,
+    hybrid_count_params,
+    hybrid_decode_step,
+    hybrid_init_params,
+    hybrid_initial_state,
+)
+from neurojax.nn.hybrid_config import HYBRID_PRESETS, HybridConfig, hybrid_preset
 from neurojax.nn.lm import Block, MatMulFreeLM, decode_step, init_params, initial_state
 from neurojax.nn.loss import next_token_loss
 from neurojax.nn.mlgru import MLGRU, lower_bounds
@@ -10,9 +18,10 @@ from neurojax.nn.params import count_params, inference_variables, weight_memory_
 from neurojax.nn.registry import CHANNEL_MIXERS, TOKEN_MIXERS, Registry
 
 __all__ = [
-    "BitLinear", "Block", "CHANNEL_MIXERS", "GLU", "MLGRU", "MatMulFreeLM", "ModelConfig", "PRESETS",
+    "BitLinear", "Block", "CHANNEL_MIXERS", "GLU", "HYBRID_PRESETS", "HybridConfig", "HybridLM", "MLGRU", "MatMulFreeLM", "ModelConfig", "PRESETS",
     "QUANTIZED", "RMSNorm", "Registry", "TOKEN_MIXERS", "count_params", "decode_step",
-    "default_intermediate_size", "inference_variables", "init_params", "initial_state", "lower_bounds",
+    "default_intermediate_size", "hybrid_count_params", "hybrid_decode_step", "hybrid_init_params",
+    "hybrid_initial_state", "hybrid_preset", "inference_variables", "init_params", "initial_state", "lower_bounds",
     "next_token_loss",
     "preset", "rms_norm", "weight_memory_bits",
 ]
