@@ -40,6 +40,10 @@ class ModelConfig:
     token_mixer: str = "mlgru"
     channel_mixer: str = "glu"
     init_std: float = 0.02
+    # SpikingBrain spike coding of every BitLinear input instead of absmax int8 (None: off):
+    # counts round(y / V_th), V_th = mean|y| / spike_k, clipped to +-spike_clip if set.
+    spike_k: Optional[float] = None
+    spike_clip: Optional[int] = None
 
     def __post_init__(self):
         for name in ("vocab_size", "d_model", "num_layers", "num_heads"):
@@ -50,6 +54,11 @@ class ModelConfig:
                 f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}")
         if self.intermediate_size is not None and self.intermediate_size <= 0:
             raise NeurojaxError(f"model.intermediate_size must be positive or None, got {self.intermediate_size}")
+        if self.spike_k is not None and not self.spike_k > 0:
+            raise NeurojaxError(f"model.spike_k must be > 0 (V_th = mean|x| / k) or None, got {self.spike_k}")
+        if self.spike_clip is not None and (self.spike_k is None or int(self.spike_clip) < 1):
+            raise NeurojaxError(f"model.spike_clip must be a positive count bound and needs model.spike_k, "
+                                f"got spike_clip={self.spike_clip}, spike_k={self.spike_k}")
         if self.rms_norm_eps < 0:
             raise NeurojaxError(f"model.rms_norm_eps must be >= 0, got {self.rms_norm_eps}")
 

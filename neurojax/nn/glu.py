@@ -22,9 +22,9 @@ class GLU(nn.Module):
     @nn.compact
     def __call__(self, x: Float[Array, "... d"]) -> Float[Array, "... d"]:
         cfg = self.config
-        y = BitLinear(2 * cfg.ffn_size, cfg.full_precision, cfg.init_std, name="gate_proj")(x)
+        y = BitLinear.of(cfg, 2 * cfg.ffn_size, "gate_proj")(x)
         gate, up = jnp.split(y, 2, axis=-1)
-        out = BitLinear(cfg.d_model, cfg.full_precision, cfg.init_std, name="down_proj")(jax.nn.silu(gate) * up)
+        out = BitLinear.of(cfg, cfg.d_model, "down_proj")(jax.nn.silu(gate) * up)
         self.sow(TAPS, "gate_up", y)
         self.sow(TAPS, "out", out)
         return out

@@ -77,7 +77,7 @@ class MatMulFreeLM(nn.Module):
             x, s = Block(cfg, l, name=f"layers_{l}")(x, state[l], mask, None if lbs is None else lbs[l])
             new_state.append(s)
         x = RMSNorm(cfg.rms_norm_eps, name="norm")(x)
-        logits = BitLinear(cfg.vocab_size, cfg.full_precision, cfg.init_std, name="lm_head")(x)
+        logits = BitLinear.of(cfg, cfg.vocab_size, "lm_head")(x)
         self.sow(TAPS, "logits", logits)
         return logits, tuple(new_state)
 

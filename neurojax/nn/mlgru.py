@@ -48,7 +48,7 @@ class MLGRU(nn.Module):
         lower_bound: Optional[Float[Array, "d"]] = None,
     ) -> tuple[Float[Array, "B T d"], Float[Array, "B d"]]:
         cfg = self.config
-        proj = lambda name: BitLinear(cfg.d_model, cfg.full_precision, cfg.init_std, name=name)  # noqa: E731
+        proj = lambda name: BitLinear.of(cfg, cfg.d_model, name)  # noqa: E731
         i = proj("i_proj")(x)
         f_pre = proj("f_proj")(x)
         f = jax.nn.sigmoid(f_pre)

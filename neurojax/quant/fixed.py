@@ -17,8 +17,8 @@ Rounding modes (dividing by a power of two, value `v = x / 2**n` taken exactly):
   "half_even"    nearest, ties to the even integer (IEEE / `jnp.round`).
 Overflow policies: "wrap" (two's complement modulo 2**bits) and "saturate" (clip).
 """
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp

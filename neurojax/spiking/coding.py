@@ -3,7 +3,7 @@
 Two decoupled steps (spec `spikingbrain.md`, "Adaptive-threshold spike coding" and "Expanding
 counts into spike trains"):
 
-1. **float -> integer spike count.** Per token over the last (channel) axis,
+1. **float -> integer spike count** (defined in `neurojax.quant.spike`, re-exported here). Per token over the last (channel) axis,
    `V_th = clip(mean(|x|) / k, 1e-5, 1e4)` (`k = 3` by default; the mean is taken in the input
    dtype, then cast to float32) and, in the default `mode="round"`, `s = round_half_even(x / V_th)`
    with **no clipping** unless `clip` is given (a token with one non-zero channel gets `+-k * D`).
@@ -58,9 +58,9 @@ and `encode_static` is the jitted core taking a static `T` (no data checks insid
 Statistics (`sparsity`, `spikes_per_element`, `synaptic_ops`, `dense_macs`) and 45 nm energy
 constants (`ENERGY_45NM`, `ENERGY_SOURCES`) feed the spiking tables.
 """
+import math
 from dataclasses import dataclass
 from functools import partial
-import math
 from typing import Sequence, Union
 
 import jax
@@ -69,161 +69,30 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from neurojax.errors import NeurojaxError
-from neurojax.quant.rounding import round_half_even
-from neurojax.quant.ste import straight_through
+from neurojax.quant.spike import (
+    DEFAULT_K,
+    IF_MAX_STEPS,
+    MODES,
+    V_TH_MAX,
+    V_TH_MIN,
+    adaptive_threshold,
+    spike_coded,
+    spike_count_ste,
+    spike_counts,
+)
 
 # ----------------------------------------------------------------------------- constants
 
-V_TH_MIN = 1e-5  # the spec's clip range for the adaptive threshold
-V_TH_MAX = 1e4
-DEFAULT_K = 3.0
 
-MODES = ("round", "integrate_fire", "integrate_fire_signed")
 CODINGS = ("binary", "ternary", "bitwise", "twos_complement")
 UNSIGNED_CODINGS = ("binary",)
 BITWISE_CODINGS = ("bitwise", "twos_complement")
 
-IF_MAX_STEPS = 2**24  # integrate-fire loop cap when no `clip` (time window) is given
 # int32 limits of the bitwise codings: sign-magnitude weights reach 2^(T-1) <= 2^30 and the
 # largest magnitude 2^31 - 1; two's complement records `2^T` in an int32 zero point.
 MAX_STEPS_BITWISE = 31
 MAX_STEPS_TWOS = 30
-# float32 counts are saturated here before the int32 cast (largest float32 below 2^31).
-_COUNT_SAT = 2147483520.0
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
-
-
-# ----------------------------------------------------------------------------- float -> counts
-
-def _check_k(k) -> None:
-    if isinstance(k, jax.core.Tracer):
-        return  # a traced k cannot be checked; the caller vouches for it
-    try:
-        kv = float(np.asarray(k))
-    except (TypeError, ValueError):
-        raise NeurojaxError(f"k must be a positive number, got {k!r}") from None
-    if not (math.isfinite(kv) and kv > 0):
-        raise NeurojaxError(f"k must be a positive finite number (V_th = mean|x| / k), got {k!r}")
-
-
-def _check_x(x) -> jax.Array:
-    x = jnp.asarray(x)
-    if x.ndim == 0 or x.shape[-1] == 0:
-        raise NeurojaxError(
-            f"spike coding needs a channel (last) axis of length >= 1 to average over, got shape {x.shape}"
-        )
-    return x
-
-
-def _check_clip(clip) -> None:
-    if clip is None:
-        return
-    if isinstance(clip, bool) or not isinstance(clip, (int, np.integer)) or clip < 1:
-        raise NeurojaxError(f"clip must be None or a positive integer count bound, got {clip!r}")
-
-
-def adaptive_threshold(x: Float[Array, "... d"], k: float = DEFAULT_K) -> Float[Array, "... 1"]:
-    """Per-token threshold `clip(mean(|x|) / k, 1e-5, 1e4)` over the last axis, float32 `[..., 1]`.
-
-    The mean is taken in `x`'s dtype (integer input is first cast to float32), then cast to
-    float32 and divided by `k`. No gradient flows through it (it is a per-token constant).
-    Computed by the same jitted function as `spike_counts` uses, so the two agree bit for bit
-    (XLA evaluates `mean` as `sum * (1/D)`, which can differ from an IEEE `sum / D` by an ulp).
-    """
-    _check_k(k)
-    x = _check_x(x)
-    return _adaptive_threshold(x, k)
-
-
-@jax.jit
-def _adaptive_threshold(x, k):
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
-    x = jax.lax.stop_gradient(x)
-    mean = jnp.mean(jnp.abs(x), axis=-1, keepdims=True).astype(jnp.float32)
-    return jnp.clip(mean / jnp.asarray(k, jnp.float32), V_TH_MIN, V_TH_MAX)
-
-
-def _to_int32(v):
-    return jnp.clip(v, -_COUNT_SAT, _COUNT_SAT).astype(jnp.int32)
-
-
-@partial(jax.jit, static_argnames=("limit",))
-def _integrate_fire_counts(v0, v_th, limit):
-    """Number of spikes of IF neurons with initial membrane `v0`, threshold `v_th`, at most `limit` steps."""
-
-    def cond(state):
-        t, v, _ = state
-        return (t < limit) & jnp.any(v >= v_th)
-
-    def body(state):
-        t, v, n = state
-        s = v >= v_th
-        return t + 1, jnp.where(s, v - v_th, v), n + s.astype(jnp.int32)
-
-    _, _, n = jax.lax.while_loop(cond, body, (jnp.int32(0), v0, jnp.zeros(v0.shape, jnp.int32)))
-    return n
-
-
-@partial(jax.jit, static_argnames=("clip", "mode"))
-def _spike_counts(x, k, clip, mode):
-    v_th = _adaptive_threshold(x, k)
-    xf = jax.lax.stop_gradient(x).astype(jnp.float32)
-    if mode == "round":
-        counts = _to_int32(round_half_even(xf / v_th))
-        if clip is not None:
-            counts = jnp.clip(counts, -clip, clip)
-        return counts, v_th
-    limit = IF_MAX_STEPS if clip is None else int(clip)
-    if mode == "integrate_fire":
-        return _integrate_fire_counts(xf, v_th, limit), v_th
-    # integrate_fire_signed: ON neuron sees x, OFF neuron sees -x (one loop over both)
-    both = _integrate_fire_counts(jnp.stack([xf, -xf]), v_th[None], limit)
-    return both[0] - both[1], v_th
-
-
-def spike_counts(
-    x: Float[Array, "... d"], k: float = DEFAULT_K, clip: int | None = None, mode: str = "round"
-) -> tuple[Int[Array, "... d"], Float[Array, "... 1"]]:
-    """Integer spike counts and the per-token threshold: `(counts int32, v_th float32 [..., 1])`.
-
-    `mode` (see module docstring): `"round"` (default, SpikingBrain/W8ASpike:
-    `round_half_even(x / V_th)`, signed, no clipping unless `clip`), `"integrate_fire"` (literal
-    multi-step form: non-negative, floor-like, 0 for negative inputs) or `"integrate_fire_signed"`
-    (ON/OFF pair: `on - off`, truncation toward zero). `clip` bounds counts to `[-clip, clip]`
-    (in the integrate-fire modes it is the step window). Jittable with `clip` and `mode` static.
-    """
-    _check_k(k)
-    _check_clip(clip)
-    if mode not in MODES:
-        raise NeurojaxError(f"unknown spike-count mode {mode!r}; known: {list(MODES)}")
-    x = _check_x(x)
-    return _spike_counts(x, k, None if clip is None else int(clip), mode)
-
-
-def spike_coded(
-    x: Float[Array, "... d"], k: float = DEFAULT_K, clip: int | None = None, mode: str = "round"
-) -> Float[Array, "... d"]:
-    """De-quantised spike-coded activation `counts * v_th` in `x`'s dtype, straight-through.
-
-    Forward: exactly `spike_counts(x, k, clip, mode)` -> `counts * v_th` (float32, then cast to
-    `x.dtype`). Backward: the identity w.r.t. `x` (`v_th` is treated as a constant and the
-    rounding / clipping / firing is skipped), so models can be trained with coded activations.
-    """
-    _check_k(k)
-    _check_clip(clip)
-    if mode not in MODES:
-        raise NeurojaxError(f"unknown spike-count mode {mode!r}; known: {list(MODES)}")
-    x = _check_x(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
-    clip = None if clip is None else int(clip)
-
-    def quantize(v):
-        counts, v_th = _spike_counts(v, k, clip, mode)
-        return (counts.astype(jnp.float32) * v_th).astype(v.dtype)
-
-    return straight_through(quantize)(x)
 
 
 # ----------------------------------------------------------------------------- counts -> spike trains
@@ -560,5 +429,5 @@ __all__ = [
     "MAX_STEPS_BITWISE", "MAX_STEPS_TWOS", "MODES", "SpikeTrain", "UNSIGNED_CODINGS", "V_TH_MAX",
     "V_TH_MIN", "adaptive_threshold", "decode", "decode_raw", "dense_energy_pj", "dense_macs",
     "encode", "encode_static", "energy_per_pair_pj", "energy_report", "min_steps", "op_energy_pj",
-    "sparsity", "spike_coded", "spike_counts", "spike_energy_pj", "spikes_per_element", "synaptic_ops",
+    "sparsity", "spike_count_ste", "spike_coded", "spike_counts", "spike_energy_pj", "spikes_per_element", "synaptic_ops",
 ]
