@@ -19,6 +19,7 @@ from neurojax.fixedpoint import IntQuantConfig, calibrate, convert, int_forward
 from neurojax.fixedpoint.model import device_params
 from neurojax.nn import MatMulFreeLM, init_params, preset
 from neurojax.train import load_trained
+from neurojax.train.model_factory import require_matmulfree
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Trained run to benchmark (default: random tiny weights).")
 _PRESET = flags.DEFINE_string("preset", "tiny", "Preset when no --workdir is given.")
@@ -42,6 +43,7 @@ def main(argv):
         raise NeurojaxError("--batch, --seq_len and --repeats must be positive")
     if _WORKDIR.value:
         trained = load_trained(_WORKDIR.value)
+        require_matmulfree(trained.model.config, "experiments.bench_integer")
         model, params = trained.model, trained.params
     else:
         model = MatMulFreeLM(preset(_PRESET.value))

@@ -22,6 +22,7 @@ from neurojax.fixedpoint.model import device_params
 from neurojax.inference import SamplingConfig, generate
 from neurojax.nn import inference_variables
 from neurojax.train import load_trained
+from neurojax.train.model_factory import require_matmulfree
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding the checkpoint.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
@@ -69,6 +70,7 @@ def main(argv):
         model, variables, step = IntLM.of(int_model), device_params(int_model), "integer model"
     else:
         trained = load_trained(_WORKDIR.value, _STEP.value)
+        require_matmulfree(trained.model.config, "experiments.generate")
         model, variables = trained.model, inference_variables(trained.model, trained.params)
         step = f"checkpoint step {trained.step}"
     prompt = np.repeat(ids[None], _NUM_SAMPLES.value, axis=0)

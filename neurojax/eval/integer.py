@@ -4,6 +4,7 @@ from typing import Optional
 from neurojax.fixedpoint import IntModel, IntQuantConfig, calibrate, convert
 from neurojax.fixedpoint.compare import compare
 from neurojax.train.data_setup import RunData, load_run_data
+from neurojax.train.model_factory import require_matmulfree
 from neurojax.train.restore import TrainedModel
 
 CALIBRATION_SEED = 10_007  # training-split batches that the run's own iterator (seed 0..) did not draw first
@@ -19,6 +20,7 @@ def calibration_batches(data: RunData, trained: TrainedModel, num_batches: int) 
 def quantize_trained(trained: TrainedModel, qcfg: IntQuantConfig, calib_batches: int = 4,
                      data: Optional[RunData] = None) -> IntModel:
     """Calibrate on the run's training data and convert its parameters to the integer model."""
+    require_matmulfree(trained.model.config, "quantization to the integer model")
     data = data or load_run_data(trained.config)
     amax = calibrate(trained.model, trained.params, calibration_batches(data, trained, calib_batches), qcfg)
     return convert(trained.model.config, trained.params, amax, qcfg)

@@ -15,9 +15,19 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int
 
 from neurojax.fixedpoint.convert import IntModel, IntModelSpec
+from neurojax.fixedpoint.ops import (
+    apply_scale,
+    bitlinear_input,
+    int_bitlinear,
+    mul_gate,
+    mul_shift,
+    mul_shift_small,
+    norm_token,
+    project,
+    sigmoid_q,
+    silu_q,
+)
 from neurojax.kernels.ternary_matmul import PackedTernary, pack
-from neurojax.fixedpoint.ops import (apply_scale, bitlinear_input, int_bitlinear, mul_gate, mul_shift, mul_shift_small,
-                                     norm_token, project, sigmoid_q, silu_q)
 from neurojax.quant.fixed import fit
 from neurojax.quant.intmath import sigmoid_lut
 

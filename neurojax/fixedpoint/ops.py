@@ -16,7 +16,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int
 
 from neurojax.kernels.ternary_matmul import PackedTernary, ternary_matmul, unpack
-from neurojax.quant.fixed import bit_length, fit, mul_shift, normalize_shift, shift_right, sum_sq_shift
+from neurojax.quant.fixed import (
+    bit_length,
+    fit,
+    mul_shift,
+    normalize_shift,
+    shift_right,
+    sum_sq_shift,
+)
 from neurojax.quant.intmath import IntLUT, inv_sqrt, lut_eval, reciprocal
 
 NORM_BITS = 15  # per-token normalized operands hold |x| < 2**14, so products of two fit int32

@@ -39,6 +39,7 @@ arithmetic (it is not event-driven and not counted in the synaptic ops; `correct
 reports its size), so the result equals `codes @ counts` exactly.
 """
 import functools
+
 import numpy as np
 
 from neurojax.errors import NeurojaxError

@@ -1,7 +1,9 @@
 """Paper tables: a registry of builders and the report writer. Importing registers them all."""
-from neurojax.tables import ternary_vs_fp as _ternary_vs_fp  # noqa: F401  (first: integer_model reuses its runs)
+from neurojax.tables import hybrid_scaling as _hybrid_scaling  # noqa: F401
 from neurojax.tables import integer_model as _integer_model  # noqa: F401
 from neurojax.tables import neuromorphic as _neuromorphic  # noqa: F401
+from neurojax.tables import spiking_sparsity as _spiking_sparsity  # noqa: F401
+from neurojax.tables import ternary_vs_fp as _ternary_vs_fp  # noqa: F401  (first: integer_model reuses its runs)
 from neurojax.tables.registry import TABLES, Table, TableContext, register_table
 from neurojax.tables.report import table_markdown, write_csv, write_report
 

@@ -3,17 +3,22 @@
 `experiments/configs/*.py` build on `run_config`; binaries override fields with
 `--config.<section>.<field>=value`. `validate_run_config` turns every bad value
 into one clear `NeurojaxError` before anything is written.
+
+The `model` section describes a MatMul-free LM (`ModelConfig` fields) or, with
+`family="hybrid"`, the SpikingBrain-style hybrid (`HybridConfig` fields); see
+`neurojax.train.model_factory`, the one place that builds either.
 """
 import ml_collections
 
 from neurojax.errors import NeurojaxError
-from neurojax.nn.config import ModelConfig, preset
+from neurojax.train.model_factory import AnyModelConfig, model_config, model_section
 
 
 def run_config(model_preset: str = "tiny") -> ml_collections.ConfigDict:
-    """Defaults for training `model_preset` on the embedded Python-stdlib corpus."""
+    """Defaults for training `model_preset` (MatMul-free, e.g. "tiny", or hybrid, e.g. "hybrid_tiny")
+    on the embedded Python-stdlib corpus."""
     cfg = ml_collections.ConfigDict()
-    cfg.model = ml_collections.ConfigDict(preset(model_preset).to_dict())
+    cfg.model = ml_collections.ConfigDict(model_section(model_preset))
     cfg.data = ml_collections.ConfigDict({
         # "stdlib" (embedded corpus), "synthetic" (fast tests), or comma-separated files / dirs.
         "source": "stdlib",
@@ -43,12 +48,13 @@ _POSITIVE = ("num_steps", "batch_size", "seq_len", "log_every", "eval_batches", 
              "keep_checkpoints")
 
 
-def validate_run_config(cfg: ml_collections.ConfigDict) -> ModelConfig:
-    """Check every section; return the model config. Raises NeurojaxError naming the bad field."""
+def validate_run_config(cfg: ml_collections.ConfigDict) -> AnyModelConfig:
+    """Check every section; return the model config (`ModelConfig` or `HybridConfig`).
+    Raises NeurojaxError naming the bad field."""
     for section in ("model", "data", "train"):
         if section not in cfg:
             raise NeurojaxError(f"config has no {section!r} section")
-    model = ModelConfig.from_dict(cfg.model.to_dict())
+    model = model_config(cfg.model.to_dict())
     t = cfg.train
     for name in _POSITIVE:
         if int(t[name]) <= 0:

@@ -6,6 +6,7 @@ step, RNG, data position) is all in the checkpoint, and the data batch of step k
 is a pure function of (seed, k), so a resumed run computes exactly the same
 updates as an uninterrupted one.
 """
+import json
 import math
 import os
 import signal
@@ -17,13 +18,12 @@ import jax.numpy as jnp
 
 from neurojax.errors import NeurojaxError
 from neurojax.eval.lm_metrics import evaluate_lm
-from neurojax.nn import MatMulFreeLM
 from neurojax.train.checkpoint import Checkpointer
-from neurojax.train.config import validate_run_config
 from neurojax.train.data_setup import load_run_data
 from neurojax.train.metrics import MetricsLog, plot_losses
+from neurojax.train.model_factory import build_model, describe, train_state_initializer
 from neurojax.train.optim import make_optimizer
-from neurojax.train.step import init_train_state, make_train_step
+from neurojax.train.step import make_train_step
 from neurojax.train.workdir import claim_workdir
 
 METRICS_FILE = "metrics.jsonl"
@@ -76,22 +76,24 @@ def train(
     `stop_after_steps` ends this invocation after that many steps (with a
     checkpoint), as a preemption would; running again resumes.
     """
-    model_cfg = validate_run_config(cfg)
+    model, model_cfg = build_model(cfg)  # validates every section
     t = cfg.train
     optimizer = make_optimizer(t)
     data = load_run_data(cfg)
-    claim_workdir(workdir, cfg.to_dict())  # only after every input check has passed
-    model = MatMulFreeLM(model_cfg)
+    # The config as config.json stores it (JSON types: a tuple such as model.layer_pattern becomes a list),
+    # so a resume compares like with like.
+    record = json.loads(json.dumps(cfg.to_dict()))
+    claim_workdir(workdir, record)  # only after every input check has passed
     ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
     metrics = MetricsLog(os.path.join(workdir, METRICS_FILE))
-    new_state = lambda: init_train_state(model, optimizer, t.seed, t.seq_len)  # noqa: E731
+    new_state = train_state_initializer(model, model_cfg, optimizer, t.seed, t.seq_len)
 
     latest = ckpt.latest_step()
     if latest is None:
         state = new_state()
         data_state = None
         log(f"new run in {workdir}: {model_cfg.num_layers} layers, d={model_cfg.d_model}, "
-            f"{'full precision' if model_cfg.full_precision else 'ternary'}, data {data.name}")
+            f"{describe(model_cfg)}, data {data.name}")
     else:
         abstract = jax.eval_shape(new_state)
         params, rest, meta = ckpt.restore(abstract["params"], _train_parts(abstract))
@@ -107,7 +109,7 @@ def train(
 
     def save(step_now: int) -> None:
         meta = {"step": step_now, "data_state": iterator.state(), "data_fingerprint": data.fingerprint,
-                "config": cfg.to_dict()}
+                "config": record}
         ckpt.save(step_now, state["params"], _train_parts(state), meta)
 
     def evaluate(step_now: int) -> dict:
@@ -150,7 +152,7 @@ def train(
     if step == t.num_steps:
         val = evaluate(step)
         plot_losses([("train", metrics.path)], os.path.join(workdir, LOSS_PLOT),
-                    title=f"{data.name}: {'full precision' if model_cfg.full_precision else 'ternary'}")
+                    title=f"{data.name}: {describe(model_cfg)}")
     ckpt.close()
     return {"step": step, "num_steps": t.num_steps, "started_at": first, "train_loss": loss,
             "validation": val, "finished": step == t.num_steps, "interrupted": step < end}

@@ -141,6 +141,19 @@ def test_reproduce_writes_results(tmp_path):
     emulated = [r for r in rows[1:] if "emulated" in r[0]]
     assert len(emulated) == 3 and all(r[-1] == "yes" for r in emulated), rows
     assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in emulated)  # tokens/s, mJ/token from the cost model
+    # the spike-coded LM: one row per k plus the fine-tuned one; events cost less than dense MACs
+    rows = list(csv.reader(open(results / "spiking_sparsity.csv")))
+    head, body = rows[0], rows[1:]
+    assert head[:3] == ["k", "fine-tuned", "sparsity"] and len(body) == 6 and body[-1][1].endswith("steps")
+    col = {name: i for i, name in enumerate(head)}
+    for r in body:
+        assert 0 < float(r[col["sparsity"]]) < 1 and float(r[col["val bits/byte"]]) > 0
+        assert float(r[col["spike adds (nJ/token)"]]) < float(r[col["int8 MAC (nJ/token)"]]) < float(
+            r[col["fp16 MAC (nJ/token)"]])
+    silent = [float(r[col["silent inputs"]]) for r in body[:-1]]
+    assert silent == sorted(silent, reverse=True)  # a larger k (lower threshold) leaves fewer inputs silent
+    layers = list(csv.reader(open(results / "spiking_sparsity_layers.csv")))[1:]
+    assert len(layers) == 6 * 2 + 1  # every BitLinear of the 2-layer micro model, and the head
 
 
 @pytest.mark.parametrize("args, needle", [

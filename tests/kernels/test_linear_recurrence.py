@@ -5,11 +5,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from neurojax.kernels import dispatch
+from neurojax.kernels.linear_recurrence import (
+    IMPLEMENTATIONS,
+    api,
+    linear_recurrence,
+    pallas,
+    reference,
+    xla,
+)
 
 from neurojax import NeurojaxError
-from neurojax.kernels import dispatch
-from neurojax.kernels.linear_recurrence import IMPLEMENTATIONS, linear_recurrence
-from neurojax.kernels.linear_recurrence import api, pallas, reference, xla
 
 TOL = 1e-5        # max abs err, float32 vs float32 reference / autodiff
 MEAN_TOL = 1e-6   # mean abs err

@@ -8,13 +8,20 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from neurojax.kernels import dispatch
+from neurojax.kernels.rmsnorm_quant import (
+    IMPLEMENTATIONS,
+    OP,
+    pallas,
+    reference,
+    rms_norm,
+    rmsnorm_quant,
+    xla,
+)
 
 import neurojax.nn as nj
 import neurojax.nn.norm as nn_norm
 from neurojax import NeurojaxError
-from neurojax.kernels import dispatch
-from neurojax.kernels.rmsnorm_quant import IMPLEMENTATIONS, OP, rms_norm, rmsnorm_quant
-from neurojax.kernels.rmsnorm_quant import pallas, reference, xla
 from neurojax.quant import absmax_int8
 
 EPS = 1e-6

@@ -4,13 +4,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from neurojax.kernels import dispatch
+from neurojax.kernels.ternary_matmul import (
+    IMPLEMENTATIONS,
+    OP,
+    PackedTernary,
+    pack,
+    packed_rows,
+    pallas,
+    ternary_matmul,
+    unpack,
+    weight_bytes,
+    xla,
+)
 
 from neurojax import NeurojaxError
-from neurojax.kernels import dispatch
-from neurojax.kernels.ternary_matmul import (IMPLEMENTATIONS, OP, PackedTernary, pack, packed_rows,
-                                             ternary_matmul, unpack, weight_bytes)
-from neurojax.kernels.ternary_matmul import pallas, xla
 from neurojax.quant.jaxpr_check import assert_integer_only
 
 IMPLS = sorted(IMPLEMENTATIONS)

@@ -6,13 +6,19 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from neurojax import NeurojaxError
 from neurojax.fixedpoint import IntQuantConfig, calibrate, convert, int_forward
 from neurojax.neuromorphic.chip import CHIPS, LOIHI2
 from neurojax.neuromorphic.compiler import compile_model
-from neurojax.neuromorphic.emulate import first_mismatch, generate, run_tokens, simulator
+from neurojax.neuromorphic.emulate import (
+    first_mismatch,
+    generate,
+    run_tokens,
+    simulator,
+)
 from neurojax.neuromorphic.isa import Instr, Program
 from neurojax.neuromorphic.network import Network
 from neurojax.neuromorphic.placement import DoesNotFit

@@ -13,8 +13,12 @@ from hypothesis.extra import numpy as hnp
 from neurojax.errors import NeurojaxError
 from neurojax.neuromorphic.chip import LOIHI2, ChipConfig
 from neurojax.neuromorphic.interpreter import Simulator
-from neurojax.neuromorphic.spike_layer import (PROBE, accumulator_bound, run_spike_layer,
-                                               spike_layer_network)
+from neurojax.neuromorphic.spike_layer import (
+    PROBE,
+    accumulator_bound,
+    run_spike_layer,
+    spike_layer_network,
+)
 from neurojax.spiking.coding import CODINGS, encode, min_steps
 
 N, K, B = 3, 5, 2  # fixed shapes: one compilation per accumulator program serves every example

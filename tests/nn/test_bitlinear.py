@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from neurojax.kernels.ternary_matmul import PackedTernary, packed_rows, unpack
 
 import neurojax.nn as nj
 from neurojax.nn import QUANTIZED, BitLinear
-from neurojax.kernels.ternary_matmul import PackedTernary, packed_rows, unpack
 from neurojax.quant import absmean_scale
 
 EPS = 1e-6  # every BitLinear normalises with 1e-6 (spec)

@@ -17,8 +17,19 @@ from hypothesis import strategies as st
 
 from neurojax.errors import NeurojaxError
 from neurojax.quant.intmath import (
-    INV_SQRT_REL_ERROR, INV_SQRT_TABLE, RECIPROCAL_REL_ERROR, RECIPROCAL_TABLE, SIGMOID_MAX_ABS_ERROR,
-    SILU_EXCESS_ERROR, IntLUT, inv_sqrt, lut_eval, make_lut, reciprocal, sigmoid_lut, silu_int,
+    INV_SQRT_REL_ERROR,
+    INV_SQRT_TABLE,
+    RECIPROCAL_REL_ERROR,
+    RECIPROCAL_TABLE,
+    SIGMOID_MAX_ABS_ERROR,
+    SILU_EXCESS_ERROR,
+    IntLUT,
+    inv_sqrt,
+    lut_eval,
+    make_lut,
+    reciprocal,
+    sigmoid_lut,
+    silu_int,
 )
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

@@ -10,7 +10,6 @@ from hypothesis.extra import numpy as hnp
 
 from neurojax.quant import absmean_scale, ternarize, ternary_codes
 
-
 _ternary_codes_jit = jax.jit(ternary_codes)
 
 

@@ -14,10 +14,28 @@ from hypothesis.extra import numpy as hnp
 
 from neurojax.errors import NeurojaxError
 from neurojax.spiking.coding import (
-    CODINGS, ENERGY_45NM, ENERGY_SOURCES, MAX_STEPS_TWOS, SpikeTrain, adaptive_threshold, decode,
-    decode_raw, dense_energy_pj, dense_macs, encode, encode_static, energy_per_pair_pj,
-    energy_report, min_steps, op_energy_pj, sparsity, spike_coded, spike_counts, spike_energy_pj,
-    spikes_per_element, synaptic_ops,
+    CODINGS,
+    ENERGY_45NM,
+    ENERGY_SOURCES,
+    MAX_STEPS_TWOS,
+    SpikeTrain,
+    adaptive_threshold,
+    decode,
+    decode_raw,
+    dense_energy_pj,
+    dense_macs,
+    encode,
+    encode_static,
+    energy_per_pair_pj,
+    energy_report,
+    min_steps,
+    op_energy_pj,
+    sparsity,
+    spike_coded,
+    spike_counts,
+    spike_energy_pj,
+    spikes_per_element,
+    synaptic_ops,
 )
 
 SETTINGS = settings(max_examples=80, deadline=None, derandomize=True)

@@ -1,6 +1,7 @@
 """The loop learns, logs and plots."""
 import os
 
+import jax
 import jax.numpy as jnp
 
 from neurojax.eval import evaluate_lm
@@ -9,7 +10,6 @@ from neurojax.train import train
 from neurojax.train.data_setup import load_run_data
 from neurojax.train.loop import LOSS_PLOT, METRICS_FILE
 from neurojax.train.metrics import read_metrics
-import jax
 
 
 def test_short_run_lowers_synthetic_loss(tmp_path, synthetic_cfg):
