@@ -1,4 +1,4 @@
-"""Train (or resume) a MatMul-free LM.
+"""Train (or resume) a MatMul-free or hybrid (SpikingBrain) LM.
 
     python -m experiments.train --workdir=workdir/tiny
     python -m experiments.train --workdir=workdir/fp --config.model.full_precision=True
