@@ -127,6 +127,9 @@ class HybridLM(nn.Module):
             raise NeurojaxError(f"tokens must be [batch, time] with time >= 1, got shape {jnp.shape(tokens)}")
         if not jnp.issubdtype(tokens.dtype, jnp.integer):
             raise NeurojaxError(f"tokens must be integers, got dtype {tokens.dtype}")
+        budget = self.config.max_seq_len
+        if budget is not None and tokens.shape[1] > budget:
+            raise NeurojaxError(f"{tokens.shape[1]} tokens exceed the sequence budget max_seq_len={budget}")
         b, t = tokens.shape
         state = hybrid_initial_state(cfg, b) if state is None else _check_state(cfg, state, b)
         offset = jnp.asarray(state.offset, jnp.int32)

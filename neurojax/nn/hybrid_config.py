@@ -7,7 +7,7 @@ pre-norm residual stack (RMSNorm, SwiGLU, RoPE in the softmax layers).
 on even layers (0, 2, ...) and SWA on odd ones, as the spec states.
 """
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 from neurojax.errors import NeurojaxError
 
@@ -48,6 +48,9 @@ class HybridConfig:
     layer_pattern: tuple[str, ...] = ("gla", "swa")
     init_std: float = 0.02
     tie_embeddings: bool = False
+    # The sequence budget: the longest prompt + generation the model is run on (None: no
+    # bound). A window larger than it would be a cache that can never fill: refused.
+    max_seq_len: Optional[int] = None
 
     def __post_init__(self):
         for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim",
@@ -66,6 +69,12 @@ class HybridConfig:
         for name in ("rms_norm_eps", "gla_norm_eps", "init_std"):
             if not getattr(self, name) >= 0:
                 raise NeurojaxError(f"hybrid.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_seq_len is not None:
+            if isinstance(self.max_seq_len, bool) or not isinstance(self.max_seq_len, int) or self.max_seq_len <= 0:
+                raise NeurojaxError(f"hybrid.max_seq_len must be None or a positive integer, got {self.max_seq_len!r}")
+            if self.window > self.max_seq_len:
+                raise NeurojaxError(f"hybrid.window={self.window} is larger than the sequence budget "
+                                    f"hybrid.max_seq_len={self.max_seq_len}; use window <= max_seq_len")
         pattern = self.layer_pattern
         if isinstance(pattern, str) or not isinstance(pattern, (tuple, list)) or not pattern:
             raise NeurojaxError(f"hybrid.layer_pattern must be a non-empty tuple of {LAYER_KINDS}, got {pattern!r}")

@@ -414,3 +414,12 @@ def test_micro_model_learns_a_repeated_sequence():
         losses.append(float(loss))
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.3 * losses[0], losses  # about 5.56 -> 0.4
+
+
+def test_window_larger_than_the_sequence_budget_is_refused():
+    with pytest.raises(NeurojaxError, match="sequence budget"):
+        hybrid_preset("hybrid_micro", window=64, max_seq_len=32)
+    cfg = hybrid_preset("hybrid_micro", max_seq_len=8)
+    model = HybridLM(cfg)
+    with pytest.raises(NeurojaxError, match="max_seq_len=8"):
+        jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 9), jnp.int32)))
