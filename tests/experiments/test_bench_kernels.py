@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -12,6 +14,7 @@ def run(*args):
                           capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
+@pytest.mark.slow
 def test_toy_run_prints_every_section():
     result = run("--matmul_shapes=256x96", "--prefill_rows=8", "--stream_mib=1", "--repeats=1",
                  "--decode_preset=micro", "--decode_tokens=4", "--recurrence_shape=2x16x8")

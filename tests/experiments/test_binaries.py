@@ -124,6 +124,7 @@ def test_corrupt_checkpoint(tmp_path):
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_reproduce_writes_results(tmp_path):
     results = tmp_path / "results"
     result = run("reproduce", f"--workdir={tmp_path / 'w'}", f"--results_dir={results}", "--preset=micro",

@@ -61,6 +61,7 @@ TOKENS = np.concatenate([[257], np.frombuffer(b"def emulate(tokens):\n    return
 assert TOKENS.size == 64
 
 
+@pytest.mark.slow
 def test_prefill_is_bit_exact(micro):
     im, cm = micro
     emu = run_tokens(cm, TOKENS)
@@ -136,6 +137,7 @@ def test_changed_shift_is_caught_in_its_layer(micro):
     assert m is not None and m.layer == "layers_0" and m.tap == "layers_0/resid_mid"
 
 
+@pytest.mark.slow
 def test_changed_rounding_mode_is_caught_in_its_layer(micro):
     im, cm = micro
     name = "layers_1/attn/mlgru"

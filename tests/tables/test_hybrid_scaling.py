@@ -20,6 +20,7 @@ def test_linear_fit_is_exact_on_a_line():
     assert fit["slope"] == pytest.approx(2) and fit["intercept"] == pytest.approx(1) and fit["r2"] == pytest.approx(1)
 
 
+@pytest.mark.slow
 def test_table_at_a_tiny_budget(tmp_path, small):
     ctx = TableContext(workdir=str(tmp_path / "wd"), results_dir=str(tmp_path / "res"), preset="hybrid_micro",
                        num_steps=2, data="synthetic", log=lambda m: None)

@@ -65,6 +65,7 @@ def _run(binary, *args):
                           text=True, timeout=300, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
+@pytest.mark.slow
 def test_hybrid_trains_resumes_bit_identically_restores_and_evaluates(tmp_path):
     """experiments.train (interrupted, then resumed) == an uninterrupted in-process run; restore and evaluate."""
     from experiments.configs.lm import get_config

@@ -4,6 +4,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from neurojax.train import Checkpointer, load_trained, train
 from neurojax.train.loop import METRICS_FILE
@@ -24,6 +25,7 @@ def _quiet(_msg):
     pass
 
 
+@pytest.mark.slow
 def test_resume_is_bit_identical(tmp_path, synthetic_cfg):
     straight = str(tmp_path / "straight")
     resumed = str(tmp_path / "resumed")
