@@ -27,28 +27,29 @@ import numpy as np
 from neurojax.errors import NeurojaxError
 from neurojax.neuromorphic.isa import Program, ProgramBuilder
 from neurojax.neuromorphic.network import NeuronGroup
-
-DECAY_BITS = 12  # du, dv are fractions of 2**12
-DECAY_UNITY = 1 << DECAY_BITS  # 4096
-DECAY_MAX = DECAY_UNITY - 1  # 4095
-ACT_SHIFT = 6  # input and threshold are scaled by 2**6 (MSB alignment)
-UV_BITS = 24  # current and voltage are 24-bit quantities
-V_MAX = (1 << (UV_BITS - 1)) - 1  # voltage saturates to +-(2**23 - 1)
-U_HALF = 1 << (UV_BITS - 1)  # 2**23: the "lava" current correction bounds
-U_SPAN = 1 << UV_BITS  # 2**24: the "lava" current correction step
+from neurojax.quant.lava_fixed import (  # noqa: F401
+    ACT_SHIFT,
+    ACTIVATIONS,
+    BIAS_MANT_BITS,
+    COMPARES,
+    CURRENT_WRAPS,
+    DECAY_BITS,
+    DECAY_MAX,
+    DECAY_UNITY,
+    PAYLOAD_OVERFLOWS,
+    U_HALF,
+    U_SPAN,
+    UV_BITS,
+    V_MAX,
+)
 
 # parameter widths (signed) and accepted ranges of the group builders
 DECAY_PARAM_BITS = 13  # 0..4095
 VTH_BITS = 25  # |vth| < 2**24, so vth << 6 fits int32
-BIAS_MANT_BITS = 13  # Lava's 13-bit bias mantissa
 BIAS_EXP_BITS = 6
 BIAS_EXP_MIN, BIAS_EXP_MAX = -31, 18  # mantissa << 18 stays below 2**30
 RESET_PARAM_BITS = 32
 
-COMPARES = (">", ">=")
-CURRENT_WRAPS = ("lava", "wrap", "saturate")
-ACTIVATIONS = ("relu", "unit")
-PAYLOAD_OVERFLOWS = ("saturate", "wrap")
 TOWARD_ZERO = "toward_zero"
 FLOOR = "floor"
 

@@ -72,6 +72,20 @@ from neurojax.quant.fixed import (
     shift_right,
     wrap,
 )
+from neurojax.quant.lava_fixed import (  # noqa: F401  # noqa: F401
+    ACT_SHIFT,
+    ACTIVATIONS,
+    BIAS_MANT_BITS,
+    DECAY_BITS,
+    DECAY_MAX,
+    DECAY_UNITY,
+    PAYLOAD_OVERFLOWS,
+    U_HALF,
+    U_SPAN,
+    UV_BITS,
+    V_MAX,
+)
+from neurojax.quant.lava_fixed import CURRENT_WRAPS as CURRENTS
 from neurojax.spiking.surrogate import (
     check_compare,
     get_surrogate,
@@ -80,7 +94,6 @@ from neurojax.spiking.surrogate import (
 )
 
 RESETS = ("zero", "subtract")
-ACTIVATIONS = ("relu", "unit")
 MIN_THRESHOLD = 1e-6  # floor applied to learned thresholds
 
 # ----------------------------------------------------------------------------- validation helpers
@@ -242,22 +255,11 @@ def sigma_decode(s_seq: Float[Array, "T ..."], initial=0.0) -> Float[Array, "T .
 
 # ----------------------------------------------------------------------------- fixed point: constants
 
-DECAY_BITS = 12  # du, dv, da are fractions of 2**12
-DECAY_UNITY = 1 << DECAY_BITS  # 4096
-DECAY_MAX = DECAY_UNITY - 1  # 4095
-ACT_SHIFT = 6  # input and threshold are scaled by 2**6
-UV_BITS = 24
-V_MAX = (1 << (UV_BITS - 1)) - 1  # voltage saturates to +-(2**23 - 1)
-U_HALF = 1 << (UV_BITS - 1)  # 2**23
-U_SPAN = 1 << UV_BITS  # 2**24
 VTH_LIMIT = 1 << UV_BITS  # |vth| < 2**24, so vth << 6 fits int32
 A_MAX = (1 << (UV_BITS - 1)) - 1  # the adaptation trace saturates at 2**23 - 1
-BIAS_MANT_BITS = 13
 BIAS_MANT_MIN, BIAS_MANT_MAX = -(1 << (BIAS_MANT_BITS - 1)), (1 << (BIAS_MANT_BITS - 1)) - 1
 BIAS_EXP_MIN, BIAS_EXP_MAX = -31, 18
 INPUT_BITS = 24  # graded payload width used by the float -> fixed input mapping
-CURRENTS = ("lava", "wrap", "saturate")
-PAYLOAD_OVERFLOWS = ("saturate", "wrap")
 
 
 @dataclasses.dataclass(frozen=True)
