@@ -17,13 +17,7 @@ from absl import flags
 from experiments import _cli
 from neurojax.errors import NeurojaxError
 from neurojax.inference import SamplingConfig, generate
-from neurojax.nn import (
-    MatMulFreeLM,
-    count_params,
-    inference_variables,
-    init_params,
-    preset,
-)
+from neurojax.nn import MatMulFreeLM, count_params, inference_variables, init_params, preset
 from neurojax.train import init_train_state, make_optimizer, make_train_step, run_config
 
 _TRAIN_PRESET = flags.DEFINE_string("train_preset", "tiny", "Preset whose training step is timed.")

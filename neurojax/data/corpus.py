@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neurojax.data.tokenizer import ByteTokenizer
 from neurojax.errors import NeurojaxError
+from neurojax.data.tokenizer import ByteTokenizer
 
 STDLIB_NAME = "python-stdlib"
 _EXCLUDED_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})

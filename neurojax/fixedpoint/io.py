@@ -7,10 +7,10 @@ import flax
 import numpy as np
 
 from neurojax.errors import NeurojaxError
-from neurojax.files import write_json_atomic
 from neurojax.fixedpoint.config import IntQuantConfig
 from neurojax.fixedpoint.convert import IntModel, IntModelSpec
 from neurojax.nn.config import ModelConfig
+from neurojax.files import write_json_atomic
 
 TENSORS, META = "int_model.npz", "int_model.json"
 

@@ -30,15 +30,7 @@ from neurojax.neuromorphic.chip import ChipConfig
 from neurojax.neuromorphic.isa import INT32_MAX, INT32_MIN, Program
 from neurojax.neuromorphic.network import InputGroup, Network
 from neurojax.neuromorphic.placement import Placement, place
-from neurojax.quant.fixed import (
-    bit_length,
-    fit,
-    mul_shift,
-    mul_shift_wide,
-    overflows,
-    saturate,
-    shift_right,
-)
+from neurojax.quant.fixed import bit_length, fit, mul_shift, mul_shift_wide, overflows, saturate, shift_right
 
 COUNTERS = ("synops", "messages", "hops", "active_updates", "idle_updates")
 

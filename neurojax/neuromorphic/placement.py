@@ -16,7 +16,7 @@ import numpy as np
 
 from neurojax.errors import NeurojaxError
 from neurojax.neuromorphic.chip import ChipConfig
-from neurojax.neuromorphic.network import Network, NeuronGroup
+from neurojax.neuromorphic.network import NeuronGroup, Network
 
 SPARSE_INDEX_BITS = 16
 TABLE_ENTRY_BYTES = 4

@@ -1,9 +1,14 @@
-"""Paper tables: a registry of builders and the report writer. Importing registers them all."""
-from neurojax.tables import hybrid_scaling as _hybrid_scaling  # noqa: F401
+"""Paper tables: a registry of builders and the report writer. Importing registers them all.
+
+Import order is report order (kept by hand, hence the isort opt-out): `ternary_vs_fp` first,
+whose runs `integer_model` and `spiking_sparsity` reuse.
+"""
+# ruff: noqa: I001
+from neurojax.tables import ternary_vs_fp as _ternary_vs_fp  # noqa: F401
 from neurojax.tables import integer_model as _integer_model  # noqa: F401
 from neurojax.tables import neuromorphic as _neuromorphic  # noqa: F401
 from neurojax.tables import spiking_sparsity as _spiking_sparsity  # noqa: F401
-from neurojax.tables import ternary_vs_fp as _ternary_vs_fp  # noqa: F401  (first: integer_model reuses its runs)
+from neurojax.tables import hybrid_scaling as _hybrid_scaling  # noqa: F401
 from neurojax.tables.registry import TABLES, Table, TableContext, register_table
 from neurojax.tables.report import table_markdown, write_csv, write_report
 

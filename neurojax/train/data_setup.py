@@ -4,14 +4,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from neurojax.data import (
-    BatchIterator,
-    ByteTokenizer,
-    SyntheticIterator,
-    eval_windows,
-    load_corpus,
-    synthetic_batch,
-)
+from neurojax.data import BatchIterator, ByteTokenizer, SyntheticIterator, eval_windows, load_corpus, synthetic_batch
 from neurojax.errors import NeurojaxError
 
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from neurojax.data import ByteTokenizer, check_token_ids
 from neurojax.errors import NeurojaxError

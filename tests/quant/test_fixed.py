@@ -6,9 +6,9 @@ width limits, exact ties for every mode, n = 0 / 31 / 62, b = +-2**15 / +-2**16)
 and also checked on deterministic grids. The jaxpr checks prove the forward functions use
 only int32/bool (no float, no 64-bit) types.
 """
-import math
 from fractions import Fraction
 from functools import lru_cache
+import math
 
 import jax
 import jax.numpy as jnp
@@ -19,24 +19,9 @@ from hypothesis import strategies as st
 
 from neurojax.errors import NeurojaxError
 from neurojax.quant.fixed import (
-    OVERFLOW,
-    ROUNDING,
-    FxFormat,
-    apply_multiplier,
-    bit_length,
-    dequantize,
-    fit,
-    mul_shift,
-    mul_shift_wide,
-    multiplier_shift,
-    normalize_shift,
-    overflows,
-    quantize,
-    rescale,
-    saturate,
-    shift_left,
-    shift_right,
-    wrap,
+    OVERFLOW, ROUNDING, FxFormat, apply_multiplier, bit_length, dequantize, fit, mul_shift,
+    mul_shift_wide, multiplier_shift, normalize_shift, overflows, quantize, rescale, saturate,
+    shift_left, shift_right, wrap,
 )
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
