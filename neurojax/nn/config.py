@@ -19,6 +19,15 @@ def default_intermediate_size(d_model: int, hidden_ratio: float = 4) -> int:
     return 256 * math.ceil(int(d_model * hidden_ratio * 2 / 3) / 256)
 
 
+def config_from_dict(cls: type, values: dict[str, Any], what: str) -> Any:
+    """`cls(**values)` for a config dataclass, refusing unknown fields with an error naming them."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise NeurojaxError(f"unknown {what} config fields {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a MatMul-free LM.
@@ -77,11 +86,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise NeurojaxError(f"unknown model config fields {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values, "model")
 
 
 # Published checkpoints (ridger/MMfreeLM-*) and small CPU presets. Parameter counts

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any, Optional
 
 from neurojax.errors import NeurojaxError
+from neurojax.nn.config import config_from_dict
 
 LAYER_KINDS = ("gla", "swa")
 
@@ -104,11 +105,7 @@ class HybridConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "HybridConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise NeurojaxError(f"unknown hybrid config fields {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values, "hybrid")
 
 
 HYBRID_PRESETS: dict[str, HybridConfig] = {
