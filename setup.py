@@ -31,6 +31,8 @@ setup(
         "numpy>=1.26",
         "jaxtyping>=0.2.34",
         "matplotlib>=3.8",
+        "nir>=1.0.8",
+        "h5py>=3.10",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5", "wheel", "setuptools>=64"],

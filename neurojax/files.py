@@ -1,15 +1,28 @@
 """Small file helpers shared by every layer (no JAX here)."""
 import json
 import os
-from typing import Any
+from typing import Any, Callable
+
+
+def write_atomic(path: str, write: Callable[[str], None]) -> None:
+    """Call `write(tmp_path)`, then move the file onto `path` (`os.replace`): `path` is never
+    half-written, and on any error the temporary file is removed and `path` left as it was."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_json_atomic(path: str, value: Any) -> None:
     """Write JSON to `path` via a temporary file and `os.replace` (never half-written)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    write_atomic(path, write)

@@ -7,16 +7,16 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # package -> neurojax subpackages it must not import (directly, at any depth of its modules)
 FORBIDDEN = {
-    "quant": ["nn", "fixedpoint", "data", "train", "eval", "inference", "tables", "flax"],
-    "nn": ["fixedpoint", "data", "train", "eval", "inference", "tables"],
-    "fixedpoint": ["data", "train", "eval", "inference", "tables"],
+    "quant": ["nn", "fixedpoint", "data", "train", "eval", "inference", "tables", "interop", "flax"],
+    "nn": ["fixedpoint", "data", "train", "eval", "inference", "tables", "interop"],
+    "fixedpoint": ["data", "train", "eval", "inference", "tables", "interop"],
     "data": ["nn", "fixedpoint", "train", "eval", "inference", "tables"],
     "inference": ["train", "eval", "tables", "data"],
     # the emulator shares only quant primitives with the integer model: equivalence must not hold by construction
-    "neuromorphic": ["nn", "fixedpoint", "data", "train", "eval", "inference", "tables", "flax"],
-    "spiking": ["fixedpoint", "data", "train", "eval", "inference", "tables", "neuromorphic"],
+    "neuromorphic": ["nn", "fixedpoint", "data", "train", "eval", "inference", "tables", "interop", "spiking", "flax"],
+    "spiking": ["fixedpoint", "data", "train", "eval", "inference", "tables", "neuromorphic", "interop"],
     # kernels sit between quant and nn (nn and fixedpoint call them)
-    "kernels": ["nn", "fixedpoint", "data", "train", "eval", "inference", "tables", "neuromorphic", "flax"],
+    "kernels": ["nn", "fixedpoint", "data", "train", "eval", "inference", "tables", "neuromorphic", "interop", "flax"],
 }
 ROOTS = {"kernels": os.path.join(REPO, "kernels")}  # installed as neurojax.kernels
 

@@ -49,6 +49,7 @@ VTH_BITS = 25  # |vth| < 2**24, so vth << 6 fits int32
 BIAS_EXP_BITS = 6
 BIAS_EXP_MIN, BIAS_EXP_MAX = -31, 18  # mantissa << 18 stays below 2**30
 RESET_PARAM_BITS = 32
+GATE_BITS = 16  # the `wait` register of gated programs
 
 TOWARD_ZERO = "toward_zero"
 FLOOR = "floor"
@@ -204,7 +205,7 @@ def _name(kind: str, opt) -> str:
 
 
 @functools.cache
-def lif_program(options: LifOptions = LAVA, trace: bool = False) -> Program:
+def lif_program(options: LifOptions = LAVA, trace: bool = False, gated: bool = False) -> Program:
     """Fixed-point LIF (spec: LIF, Lava `PyLifModelBitAcc`), one time step per run.
 
     Registers u (current; 32-bit for `current="lava"`, else 24-bit) and v (24-bit voltage);
@@ -217,17 +218,32 @@ def lif_program(options: LifOptions = LAVA, trace: bool = False) -> Program:
          (or >> -bias_exp, floor), recomputed every step
       6. spike where v > vth << 6 (">=" with `options.compare`); v = options.reset there; u is
          not reset. The spike leaves on the binary channel "s" on the same step.
+    `gated=True` (not a Lava rule) adds a register `wait` (initial value per neuron, 16 bits):
+    while it is non-zero the neuron keeps u = v = 0, sends nothing and counts it down, so a
+    neuron deep in a pipeline starts when its first input arrives instead of integrating its
+    bias during the fill steps.
     """
-    b = ProgramBuilder(_name("lif", options))
+    b = ProgramBuilder(_name("lif", options) + (",gated" if gated else ""))
     u, v = _lif_declare(b, options)
     b.param("vth", VTH_BITS)
-    return _lif_finish(b, options, u, v, trace)
+    return _lif_finish(b, options, u, v, trace, gated)
 
 
-def _lif_finish(b: ProgramBuilder, options: LifOptions, u: str, v: str, trace: bool) -> Program:
+def _lif_finish(b: ProgramBuilder, options: LifOptions, u: str, v: str, trace: bool,
+                gated: bool = False) -> Program:
     """Steps 1-6 of `lif_program` after the declarations; the spike on the binary channel "s"."""
     _lif_subthreshold(b, options, u, v)
-    return _send_spikes(b, _lif_spike(b, options, v), "binary", u, v, trace)
+    s = _lif_spike(b, options, v)
+    if gated:
+        wait = b.reg("wait", GATE_BITS, "saturate")
+        with b.scratch():
+            live = b.tmp(2)
+            b.eq(live, wait, 0)
+            for r in (u, v, s):
+                b.sel(r, live, r, 0)
+            b.sub(wait, wait, 1)
+            b.max(wait, wait, 0)
+    return _send_spikes(b, s, "binary", u, v, trace)
 
 
 def _send_spikes(b: ProgramBuilder, s: str, kind: str, u: str, v: str, trace: bool) -> Program:
@@ -383,16 +399,20 @@ def _init(prog: Program, init: dict) -> dict:
 
 
 def lif_group(name: str, size: int, *, du, dv, vth, bias_mant=0, bias_exp=0, options: LifOptions = LAVA,
-              trace: bool = False, u=None, v=None) -> NeuronGroup:
+              trace: bool = False, u=None, v=None, wait=None) -> NeuronGroup:
     """`size` neurons running `lif_program(options, trace)`; parameters are scalars or [size].
 
     du, dv in [0, 4095]; |vth| < 2**24; bias_mant 13-bit signed; bias_exp in [-31, 18];
-    `u`, `v`: optional initial state (default 0).
+    `u`, `v`: optional initial state (default 0); `wait` (scalar or [size], 0..2**15 - 1): run
+    the gated program, holding each neuron at rest for its first `wait` steps.
     """
-    prog = lif_program(options, trace)
+    prog = lif_program(options, trace, wait is not None)
     params = _lif_params(size, du, dv, bias_mant, bias_exp)
     params["vth"] = _vth("vth", vth, size)
-    return NeuronGroup(name, size, prog, params, _init(prog, {"u": u, "v": v}))
+    init = {"u": u, "v": v}
+    if wait is not None:
+        init["wait"] = _ints("wait", wait, size, 0, (1 << (GATE_BITS - 1)) - 1)
+    return NeuronGroup(name, size, prog, params, _init(prog, init))
 
 
 def ternary_lif_group(name: str, size: int, *, du, dv, vth_lo, vth_hi, bias_mant=0, bias_exp=0,

@@ -556,3 +556,36 @@ def test_sigma_delta_options_change_behaviour():
     assert s["lava"][first["lava"], 1] == x[:, 1].sum()  # the residue carried all that was not sent
     assert s["unit"][1, 2] == x[0, 2] >> 2 != int(x[0, 2] / 4)  # floor, not toward zero
     assert res["unit"][0]["residue"][1, 2] == 0  # the dropped low bits are not kept
+
+
+def test_gated_lif_holds_for_wait_steps_then_runs_from_rest():
+    """`wait=d`: the neuron sends nothing and keeps u = v = 0 for d steps (a bias included), then
+    runs from rest on the input that arrives from step d on: equal to the fixed-point LIF twin
+    (`neurojax.spiking.neurons`) started at zero on that input; the ungated program is not."""
+    from neurojax.spiking.neurons import LifFixedState, lif_fixed_params, lif_fixed_step
+    rng = np.random.default_rng(0)
+    n, T, d = 6, 30, 3
+    w = rng.integers(-60, 60, (n, 4))
+    x = (rng.random((T, 4)) < 0.5).astype(np.int64)
+    kw = dict(du=rng.integers(0, 4096, n), dv=rng.integers(0, 400, n), vth=rng.integers(40, 100, n),
+              bias_mant=rng.integers(300, 900, n), bias_exp=np.zeros(n, np.int64))
+
+    def run(wait):
+        net = Network()
+        net.add(InputGroup("in", 4, "binary", 1))
+        net.add(lif_group("lif", n, wait=wait, **kw))
+        net.connect(SynapseGroup("w", ("in", "out"), ("lif", "a_in"), w, 0, d))
+        xs = np.zeros((T + d, 4), np.int64)
+        xs[:T] = x
+        trace, _ = Simulator(net, LOIHI2, probes=("lif/s",)).run({"in": xs}, T + d)
+        return np.asarray(trace.probes["lif/s"])
+
+    params = lif_fixed_params(**kw)
+    state, ref = LifFixedState(jnp.zeros(n, jnp.int32), jnp.zeros(n, jnp.int32)), []
+    for t in range(T):
+        state, s = lif_fixed_step(params, state, jnp.asarray(w @ x[t], jnp.int32))
+        ref.append(np.asarray(s))
+    gated = run(d)
+    assert not gated[:d].any()
+    np.testing.assert_array_equal(gated[d:], np.stack(ref))
+    assert not np.array_equal(run(None)[d:], np.stack(ref))  # the bias acted during the fill steps
