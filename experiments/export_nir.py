@@ -21,6 +21,7 @@ from neurojax.interop import nir_io
 from neurojax.interop.graph_to_chip import compile_graph, run_on_chip
 from neurojax.interop.nir_conventions import DEFAULT_DT, PROFILES
 from neurojax.neuromorphic.chip import CHIPS, chip_by_name
+from neurojax.spiking.graph import graph_difference
 from neurojax.spiking.graph_examples import tiny_snn
 from neurojax.spiking.graph_fixed import quantize_graph
 from neurojax.spiking.graph_run import graph_params, run_fixed_graph, run_graph
@@ -34,28 +35,6 @@ _STEPS = flags.DEFINE_integer("steps", 100, "Time steps of the random input.")
 _RATE = flags.DEFINE_float("rate", 0.1, "Probability of an input spike per channel and step.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the network and the input.")
 _CHIP = flags.DEFINE_string("chip", "loihi2", "Chip description: " + ", ".join(CHIPS))
-
-
-def _same(a, b) -> bool:
-    """Whether two graphs hold identical parameters (float and fixed-point)."""
-    fields = ("weight", "bias", "decay", "gain", "threshold", "v_reset", "decay_syn", "c_in", "scale")
-    for name, x in a.nodes.items():
-        y = b.nodes.get(name)
-        if type(x) is not type(y):
-            return False
-        for f in fields:
-            u, v = getattr(x, f, None), getattr(y, f, None)
-            if (u is None) != (v is None) or (u is not None and not np.array_equal(u, v)):
-                return False
-        fx, fy = getattr(x, "fixed", None), getattr(y, "fixed", None)
-        if (fx is None) != (fy is None):
-            return False
-        if fx is not None and hasattr(fx, "params"):
-            if fx.options != fy.options or not all(np.array_equal(p, q) for p, q in zip(fx.params, fy.params)):
-                return False
-        if fx is not None and hasattr(fx, "weight") and (not np.array_equal(fx.weight, fy.weight) or fx.exp != fy.exp):
-            return False
-    return sorted(a.edges) == sorted(b.edges)
 
 
 def main(argv):
@@ -74,8 +53,9 @@ def main(argv):
     _cli.say(f"wrote {_OUT.value}: {len(graph.nodes)} nodes, {len(graph.edges)} edges "
              f"({len(graph.schedule.recurrent)} recurrent), dt = {_DT.value:g} s")
     back = nir_io.read(_OUT.value)
-    if not _same(graph, back):
-        raise NeurojaxError(f"{_OUT.value} did not read back identical parameters")
+    diff = graph_difference(graph, back)
+    if diff is not None:
+        raise NeurojaxError(f"{_OUT.value} did not read back identical parameters: {diff}")
     _cli.say("read back: every float and integer parameter identical")
 
     (inp,) = back.inputs()

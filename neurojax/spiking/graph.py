@@ -438,3 +438,47 @@ def _infer_shapes(nodes: dict, order: list, fwd: dict, rec: dict) -> dict:
             raise NeurojaxError(f"node {name!r}: its input shape cannot be inferred")
         shapes[name] = (tuple(in_shape), tuple(node.out_shape(tuple(in_shape))))
     return shapes
+
+
+_COMPARED = ("shape", "weight", "bias", "scale", "threshold", "decay", "gain", "v_reset", "decay_syn", "c_in",
+             "start_dim", "end_dim")
+
+
+def _same_value(a, b) -> bool:
+    if (a is None) != (b is None):
+        return False
+    if a is None:
+        return True
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def _same_fixed(a, b) -> bool:
+    if (a is None) != (b is None) or type(a) is not type(b):
+        return False
+    if isinstance(a, FixedNeuron):
+        return a.options == b.options and all(_same_value(np.asarray(x, np.int32), np.asarray(y, np.int32))
+                                              for x, y in zip(a.params, b.params))
+    if isinstance(a, FixedAffine):
+        return _same_value(a.weight, b.weight) and (a.exp, a.weight_bits) == (b.exp, b.weight_bits)
+    return a == b
+
+
+def graph_difference(a: SpikingGraph, b: SpikingGraph):
+    """None when the two graphs hold identical nodes, values (and dtypes), twins and edges; else
+    a sentence naming the first difference (what a round-trip check reports)."""
+    if sorted(a.nodes) != sorted(b.nodes):
+        return f"nodes differ: {sorted(a.nodes)} vs {sorted(b.nodes)}"
+    if a.edges != b.edges:
+        return f"edges differ: {a.edges} vs {b.edges}"
+    for name, x in a.nodes.items():
+        y = b.nodes[name]
+        if type(x) is not type(y) or getattr(x, "kind", None) != getattr(y, "kind", None):
+            return f"node {name!r}: {type(x).__name__} vs {type(y).__name__}"
+        for f in _COMPARED:
+            if not _same_value(getattr(x, f, None), getattr(y, f, None)):
+                return f"node {name!r}: field {f!r} differs"
+        if not _same_fixed(getattr(x, "fixed", None), getattr(y, "fixed", None)):
+            return f"node {name!r}: fixed-point twin differs"
+    return None
+

@@ -13,7 +13,7 @@ from neurojax.interop import nir_io
 from neurojax.interop.graph_to_chip import compile_graph, run_on_chip
 from neurojax.interop.nir_conventions import NirProfile, from_neuron, to_neuron
 from neurojax.neuromorphic.chip import LOIHI2
-from neurojax.spiking.graph import Affine, Neuron, SpikingGraph
+from neurojax.spiking.graph import Affine, Flatten, Input, Neuron, Output, Scale, SpikingGraph, Threshold, graph_difference
 from neurojax.spiking.graph_examples import random_graph, tiny_snn
 from neurojax.spiking.graph_fixed import quantize_graph
 from neurojax.spiking.graph_run import graph_params, run_fixed_graph, run_graph
@@ -102,32 +102,14 @@ def test_norse_file_runs_like_norse(tmp_path):
 
 
 def _assert_same_graph(g, h):
-    assert sorted(g.nodes) == sorted(h.nodes) and g.edges == h.edges
-    for name, a in g.nodes.items():
-        b = h.nodes[name]
-        assert type(a) is type(b), name
-        for f in ("weight", "bias", "decay", "gain", "threshold", "v_reset", "decay_syn", "c_in", "shape"):
-            va, vb = getattr(a, f, None), getattr(b, f, None)
-            assert (va is None) == (vb is None), (name, f)
-            if va is not None:
-                np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
-                assert np.asarray(va).dtype == np.asarray(vb).dtype
-        fa, fb = getattr(a, "fixed", None), getattr(b, "fixed", None)
-        assert (fa is None) == (fb is None), name
-        if isinstance(a, Neuron) and fa is not None:
-            assert fa.options == fb.options
-            for x, y in zip(fa.params, fb.params):
-                np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-        if isinstance(a, Affine) and fa is not None:
-            np.testing.assert_array_equal(fa.weight, fb.weight)
-            assert (fa.exp, fa.weight_bits) == (fb.exp, fb.weight_bits)
+    assert graph_difference(g, h) is None, graph_difference(g, h)
 
 
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2 ** 31 - 1), dt=st.sampled_from([1e-4, 1e-3, 2.5e-5]))
 def test_float_round_trip_identical(tmp_path_factory, seed, dt):
     rng = np.random.default_rng(seed)
-    g = random_graph(rng, kinds=("LIF", "CubaLIF", "IF", "LI"))
+    g = random_graph(rng, kinds=("LIF", "CubaLIF", "IF", "LI", "I"))
     path = str(tmp_path_factory.mktemp("nir") / "g.nir")
     nir_io.write(path, g, dt=dt)
     h = nir_io.read(path)
@@ -228,3 +210,27 @@ def test_chip_refuses_what_it_cannot_hold():
     deep = SpikingGraph(nodes, g.edges + (("lif2", "back"), ("back", "lif1")))
     with pytest.raises(NeurojaxError, match="cannot be scheduled"):
         compile_graph(deep)
+
+
+def test_round_trip_of_every_stateless_node(tmp_path):
+    """Flatten (2-D input), Scale, Threshold, Linear and Affine come back identical and run the same."""
+    rng = np.random.default_rng(5)
+    nodes = {"in": Input((2, 3)), "flat": Flatten(0, -1), "scale": Scale(rng.uniform(0.5, 2, 6).astype(np.float32)),
+             "lin": Affine(rng.normal(size=(4, 6)).astype(np.float32)),
+             "thr": Threshold(rng.uniform(-0.5, 0.5, 4).astype(np.float32)),
+             "aff": Affine(rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=3).astype(np.float32)),
+             "li": Neuron("LI", decay=np.full(3, 0.8, np.float32), gain=np.ones(3, np.float32),
+                          bias=np.zeros(3, np.float32)),
+             "out": Output((3,))}
+    edges = (("in", "flat"), ("flat", "scale"), ("scale", "lin"), ("lin", "thr"), ("thr", "aff"), ("aff", "li"),
+             ("li", "out"))
+    g = SpikingGraph(nodes, edges)
+    path = str(tmp_path / "s.nir")
+    nir_io.write(path, g)
+    raw = nir.read(path)
+    assert type(raw.nodes["lin"]).__name__ == "Linear" and type(raw.nodes["aff"]).__name__ == "Affine"
+    h = nir_io.read(path)
+    _assert_same_graph(g, h)
+    x = rng.normal(size=(5, 2, 2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(run_graph(g, graph_params(g), x)[0]),
+                                  np.asarray(run_graph(h, graph_params(h), x)[0]))

@@ -16,42 +16,53 @@ from neurojax.spiking.graph_run import GraphNet, graph_params, params_from_varia
 from neurojax.spiking.neurons import IF, LIF
 
 
-def numpy_run(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
-    """float64 oracle of the layered graphs of `random_graph` / `tiny_snn` (module doc of graph.py)."""
+def _walk(graph: SpikingGraph, x: np.ndarray, affine, neuron, dtype) -> np.ndarray:
+    """Oracle skeleton for the layered graphs of `random_graph` / `tiny_snn`: every step, nodes in
+    schedule order, a node's input the sum of its forward predecessors' outputs of this step and
+    its recurrent predecessors' of the previous one (a recurrent Affine starts from `affine(0)`).
+    `affine(node, x) -> y`; `neuron(node, x, state) -> (y, state)` with state starting at zeros."""
     nodes, sch = graph.nodes, graph.schedule
-    T, B = x.shape[:2]
-    state = {n: [np.zeros((B,) + v.shape), np.zeros((B,) + v.shape)] for n, v in nodes.items() if isinstance(v, Neuron)}
-    prev = {n: np.zeros((B,) + sch.shapes[n][1]) for n in nodes}
-    for n, v in nodes.items():  # recurrent Affines start from their bias
-        if isinstance(v, Affine) and v.bias is not None:
-            prev[n] = np.broadcast_to(v.bias.astype(np.float64), prev[n].shape).copy()
+    B = x.shape[1]
+    state = {n: [np.zeros((B,) + v.shape, dtype)] * 2 for n, v in nodes.items() if isinstance(v, Neuron)}
+    prev = {n: np.zeros((B,) + sch.shapes[n][1], dtype) for n in nodes}
+    prev |= {n: affine(v, np.zeros((B,) + sch.shapes[n][0], dtype)) for n, v in nodes.items() if isinstance(v, Affine)}
     out = []
-    for t in range(T):
+    for t in range(x.shape[0]):
         vals = {}
         for name in sch.order:
             node = nodes[name]
             if isinstance(node, Input):
-                vals[name] = x[t].astype(np.float64)
+                vals[name] = x[t].astype(dtype)
                 continue
             xin = sum([vals[p] for p in sch.forward_preds[name]] + [prev[p] for p in sch.recurrent_preds[name]])
             if isinstance(node, Affine):
-                y = xin @ node.weight.astype(np.float64).T + (0 if node.bias is None else node.bias)
+                vals[name] = affine(node, xin)
             elif isinstance(node, Output):
-                y = xin
+                vals[name] = xin
             else:
-                i, v = state[name]
-                i = node.decay_syn * i + node.c_in * xin
-                v = node.decay * v + node.gain * i + node.bias
-                if node.spiking:
-                    y = (v > node.threshold).astype(np.float64)
-                    v = np.where(y > 0, node.v_reset, v)
-                else:
-                    y = v
-                state[name] = [i, v]
-            vals[name] = y
-        prev = {n: vals[n] for n in nodes if n in vals}
+                vals[name], state[name] = neuron(node, xin, state[name])
+        prev = vals
         out.append(vals[graph.outputs()[0]])
     return np.stack(out)
+
+
+def _float_affine(node, x):
+    return x @ node.weight.astype(np.float64).T + (0 if node.bias is None else node.bias)
+
+
+def _float_neuron(node, x, state):
+    i, v = state
+    i = node.decay_syn * i + node.c_in * x
+    v = node.decay * v + node.gain * i + node.bias
+    if not node.spiking:
+        return v, [i, v]
+    y = (v > node.threshold).astype(np.float64)
+    return y, [i, np.where(y > 0, node.v_reset, v)]
+
+
+def numpy_run(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
+    """float64 oracle of the graph's forward-Euler rules (module doc of graph.py)."""
+    return _walk(graph, x, _float_affine, _float_neuron, np.float64)
 
 
 def _rleaky():
@@ -142,43 +153,28 @@ def test_fixed_runner_is_integer_only_and_matches_int64_oracle():
     y, _ = run_fixed_graph(g, x)
     assert_integer_only(lambda a: run_fixed_graph(g, a)[0], jnp.asarray(x))
     # int64 oracle of the Lava LIF rule composed by hand over the layered graph
-    nodes, sch = g.nodes, g.schedule
-    st_ = {n: [np.zeros((2,) + v.shape, np.int64)] * 2 for n, v in nodes.items() if isinstance(v, Neuron)}
-    prev = {n: np.zeros((2,) + sch.shapes[n][1], np.int64) for n in nodes}
-    outs = []
 
     def tz(a, k):  # sign(a k) (|a k| >> 12)
         p = a * k
         return np.sign(p) * (np.abs(p) >> 12)
 
-    for t in range(15):
-        vals = {}
-        for name in sch.order:
-            node = nodes[name]
-            if isinstance(node, Input):
-                vals[name] = x[t].astype(np.int64)
-                continue
-            a = sum([vals[p] for p in sch.forward_preds[name]] + [prev[p] for p in sch.recurrent_preds[name]])
-            if isinstance(node, Affine):
-                acc = a @ node.fixed.weight.astype(np.int64).T
-                e = node.fixed.exp
-                vals[name] = acc << e if e >= 0 else acc >> -e
-            elif isinstance(node, Output):
-                vals[name] = a
-            else:
-                p = {k: np.asarray(v, np.int64) for k, v in zip(node.fixed.params._fields, node.fixed.params)}
-                u, v = st_[name]
-                u = tz(u, 4095 - p["du"]) + (a << 6)
-                u = np.where(u > 2 ** 23, u - 2 ** 24, np.where(u <= -2 ** 23, u + 2 ** 24, u))
-                bias = np.where(p["bias_exp"] >= 0, p["bias_mant"] << np.maximum(p["bias_exp"], 0),
-                                p["bias_mant"] >> np.maximum(-p["bias_exp"], 0))
-                v = np.clip(tz(v, 4096 - p["dv"]) + u + bias, -(2 ** 23 - 1), 2 ** 23 - 1)
-                s = (v > (p["vth"] << 6)).astype(np.int64)
-                st_[name] = [u, np.where(s > 0, 0, v)]
-                vals[name] = s
-        prev = vals
-        outs.append(vals["out"])
-    np.testing.assert_array_equal(np.asarray(y), np.stack(outs))
+    def affine(node, a):
+        acc = a @ node.fixed.weight.astype(np.int64).T
+        e = node.fixed.exp
+        return acc << e if e >= 0 else acc >> -e
+
+    def neuron(node, a, state):
+        p = {k: np.asarray(v, np.int64) for k, v in zip(node.fixed.params._fields, node.fixed.params)}
+        u, v = state
+        u = tz(u, 4095 - p["du"]) + (a << 6)
+        u = np.where(u > 2 ** 23, u - 2 ** 24, np.where(u <= -2 ** 23, u + 2 ** 24, u))
+        bias = np.where(p["bias_exp"] >= 0, p["bias_mant"] << np.maximum(p["bias_exp"], 0),
+                        p["bias_mant"] >> np.maximum(-p["bias_exp"], 0))
+        v = np.clip(tz(v, 4096 - p["dv"]) + u + bias, -(2 ** 23 - 1), 2 ** 23 - 1)
+        s = (v > (p["vth"] << 6)).astype(np.int64)
+        return s, [u, np.where(s > 0, 0, v)]
+
+    np.testing.assert_array_equal(np.asarray(y), _walk(g, x, affine, neuron, np.int64))
 
 
 def test_quantized_graph_tracks_float_graph():
