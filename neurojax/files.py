@@ -3,6 +3,8 @@ import json
 import os
 from typing import Any, Callable
 
+from neurojax.errors import NeurojaxError
+
 
 def write_atomic(path: str, write: Callable[[str], None]) -> None:
     """Call `write(tmp_path)`, then move the file onto `path` (`os.replace`): `path` is never
@@ -26,3 +28,15 @@ def write_json_atomic(path: str, value: Any) -> None:
             os.fsync(f.fileno())
 
     write_atomic(path, write)
+
+
+def read_json_object(path: str) -> dict:
+    """The JSON object in `path`; an unreadable file or anything but an object is one clear error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise NeurojaxError(f"{path!r} is not readable JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise NeurojaxError(f"{path!r} must hold a JSON object, got {type(value).__name__}")
+    return value

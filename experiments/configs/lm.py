@@ -1,4 +1,4 @@
-"""Training config for the MatMul-free LM or the hybrid (GLA + sliding-window attention) LM.
+"""Training config for the MatMul-free LM, the hybrid (GLA + sliding-window attention) LM or the Transformer++.
 Pick a preset after a colon:
 
     --config=experiments/configs/lm.py              # tiny MatMul-free LM (default)
@@ -6,9 +6,12 @@ Pick a preset after a colon:
     --config=experiments/configs/lm.py:370M         # the published 370M architecture
     --config=experiments/configs/lm.py:hybrid_tiny  # SpikingBrain-style hybrid, tiny (model.family=hybrid)
     --config=experiments/configs/lm.py:hybrid_micro # the hybrid, seconds, for smoke tests
+    --config=experiments/configs/lm.py:transformer_tiny   # LLaMA-style Transformer++ at the tiny size
+    --config=experiments/configs/lm.py:transformer_micro  # the Transformer++, seconds, for smoke tests
 
 and override any field: `--config.model.full_precision=True --config.train.num_steps=100`
-(hybrid: `--config.model.window=128`, see `neurojax.nn.HybridConfig`).
+(hybrid: `--config.model.window=128`, see `neurojax.nn.HybridConfig`; Transformer++:
+`--config.model.num_kv_heads=2`, see `neurojax.nn.TransformerConfig`).
 
 Hybrid presets tie `train.warmup_steps` to `train.num_steps // 10` (a lazy reference, so
 `--config.train.num_steps=20` alone gives a valid schedule; an explicit
@@ -18,7 +21,7 @@ the configs of existing runs are unchanged.
 from neurojax.train.config import run_config
 from neurojax.train.model_factory import is_hybrid_preset
 
-SMOKE_PRESETS = ("micro", "hybrid_micro")
+SMOKE_PRESETS = ("micro", "hybrid_micro", "transformer_micro")
 
 
 def get_config(preset: str = "tiny"):

@@ -4,7 +4,10 @@ The prefill returns the per-layer recurrent state after the prompt; each generat
 token then costs one `decode_step` with that state carried, so memory per token is
 O(1) in the sequence length. Any model with `config.vocab_size`, a
 `apply(variables, tokens, state, mask) -> (logits, state)` method and, optionally, an
-`initial_state(batch)` method can be generated from (the integer model's adapter too). The whole loop is one jitted program, compiled once per
+`initial_state(batch)` method can be generated from (the integer model's adapter too). A model
+whose state is a KV cache (`sized_cache = True`, the Transformer++) gets
+`initial_state(batch, prompt length + max_new_tokens - 1)`: a cache with a slot for every token it
+will consume; `config.max_seq_len`, where the config has one, bounds prompt + generation. The whole loop is one jitted program, compiled once per
 (model, prompt shape, `max_new_tokens`, sampling, `eos_id`) and reused afterwards.
 """
 from typing import Any, Optional
@@ -37,7 +40,12 @@ def _generate(
     _TRACES += 1
     batch = prompt.shape[0]
     keys = jax.random.split(rng, max_new_tokens)
-    start = model.initial_state(batch) if hasattr(model, "initial_state") else initial_state(model.config, batch)
+    if getattr(model, "sized_cache", False):
+        start = model.initial_state(batch, prompt.shape[1] + max_new_tokens - 1)
+    elif hasattr(model, "initial_state"):
+        start = model.initial_state(batch)
+    else:
+        start = initial_state(model.config, batch)
     logits, state = model.apply(variables, prompt, start, prompt_mask)
     first = sample_with(sampling, logits[:, -1], keys[0])
     done = jnp.zeros((batch,), bool) if eos_id is None else first == eos_id
@@ -117,6 +125,10 @@ def generate(
     if eos_id is not None and not 0 <= int(eos_id) < vocab:
         raise NeurojaxError(f"eos_id {eos_id} is outside the vocabulary [0, {vocab})")
     ids, mask = _validate_prompt(prompt, prompt_mask, vocab)
+    budget = getattr(model.config, "max_seq_len", None)
+    if budget is not None and ids.shape[1] + int(max_new_tokens) - 1 > budget:
+        raise NeurojaxError(f"a {ids.shape[1]}-token prompt plus {max_new_tokens} new tokens exceeds the model's "
+                            f"sequence budget max_seq_len={budget}; shorten the prompt or generate fewer tokens")
     return _generate_jit(
         model, variables, jnp.asarray(ids), None if mask is None else jnp.asarray(mask), rng,
         max_new_tokens=int(max_new_tokens), sampling=sampling, eos_id=None if eos_id is None else int(eos_id))

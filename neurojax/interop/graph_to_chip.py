@@ -27,7 +27,7 @@ from neurojax.neuromorphic.chip import LOIHI2, ChipConfig
 from neurojax.neuromorphic.interpreter import COUNTERS, Simulator
 from neurojax.neuromorphic.network import InputGroup, Network, SynapseGroup
 from neurojax.neuromorphic.neurons import LifOptions, lif_group
-from neurojax.spiking.graph import Affine, Flatten, Input, Neuron, Output, SpikingGraph
+from neurojax.spiking.graph import Affine, Flatten, Input, Neuron, SpikingGraph
 from neurojax.spiking.graph_run import check_fixed
 
 

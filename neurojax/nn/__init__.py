@@ -1,4 +1,4 @@
-"""Flax linen modules of the MatMul-free LM, its presets and its mixer registries."""
+"""Flax linen modules of the MatMul-free LM, its presets and its mixer registries; the hybrid and Transformer++ LMs."""
 from neurojax.nn.bitlinear import QUANTIZED, BitLinear
 from neurojax.nn.config import PRESETS, ModelConfig, default_intermediate_size, preset
 from neurojax.nn.glu import GLU
@@ -16,6 +16,15 @@ from neurojax.nn.mlgru import MLGRU, lower_bounds
 from neurojax.nn.norm import RMSNorm, rms_norm
 from neurojax.nn.params import count_params, inference_variables, weight_memory_bits
 from neurojax.nn.registry import CHANNEL_MIXERS, TOKEN_MIXERS, Registry
+from neurojax.nn.transformer import (
+    TransformerLM,
+    TransformerState,
+    transformer_count_params,
+    transformer_decode_step,
+    transformer_init_params,
+    transformer_initial_state,
+)
+from neurojax.nn.transformer_config import TRANSFORMER_PRESETS, TransformerConfig, transformer_preset
 
 __all__ = [
     "BitLinear", "Block", "CHANNEL_MIXERS", "GLU", "HYBRID_PRESETS", "HybridConfig", "HybridLM", "MLGRU", "MatMulFreeLM", "ModelConfig", "PRESETS",
@@ -24,4 +33,6 @@ __all__ = [
     "hybrid_initial_state", "hybrid_preset", "inference_variables", "init_params", "initial_state", "lower_bounds",
     "next_token_loss",
     "preset", "rms_norm", "weight_memory_bits",
+    "TRANSFORMER_PRESETS", "TransformerConfig", "TransformerLM", "TransformerState", "transformer_count_params",
+    "transformer_decode_step", "transformer_init_params", "transformer_initial_state", "transformer_preset",
 ]

@@ -27,6 +27,7 @@ from neurojax.nn.hybrid_config import HybridConfig
 from neurojax.nn.linear_attention import GatedLinearAttention
 from neurojax.nn.mlgru import TAPS
 from neurojax.nn.norm import RMSNorm
+from neurojax.nn.params import leaf_count, model_abstract_params, model_init_params, one_token_step
 from neurojax.nn.sliding_window import SlidingWindowAttention, SWAState
 
 MIXERS = {"gla": GatedLinearAttention, "swa": SlidingWindowAttention}
@@ -154,25 +155,20 @@ def hybrid_decode_step(
     model: HybridLM, variables: Any, tokens: Int[Array, "B"], state: HybridState
 ) -> tuple[Float[Array, "B V"], HybridState]:
     """Advance every sequence by one token; returns next-token logits `[B, V]` and the new state."""
-    if jnp.ndim(tokens) != 1:
-        raise NeurojaxError(f"hybrid_decode_step takes tokens of shape [batch], got {jnp.shape(tokens)}")
-    logits, state = model.apply(variables, tokens[:, None], state)
-    return logits[:, 0], state
+    return one_token_step(model, variables, tokens, state, "hybrid_decode_step")
 
 
 def hybrid_init_params(model: HybridLM, rng: jax.Array, seq_len: int = 1) -> dict:
     """Initialise the model's parameters (the `params` collection)."""
-    return model.init(rng, jnp.zeros((1, seq_len), jnp.int32))["params"]
+    return model_init_params(model, rng, seq_len)
 
 
 def hybrid_abstract_params(config: HybridConfig) -> Any:
     """Shapes and dtypes of the parameters, from `jax.eval_shape` (nothing is allocated)."""
-    model = HybridLM(config)
-    return jax.eval_shape(lambda k: hybrid_init_params(model, k), jax.random.PRNGKey(0))
+    return model_abstract_params(HybridLM(config))
 
 
 def hybrid_count_params(config_or_params: Any) -> int:
     """Number of scalar parameters of a config (no allocation) or of a params pytree."""
-    params = hybrid_abstract_params(config_or_params) if isinstance(config_or_params, HybridConfig) \
-        else config_or_params
-    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))
+    return leaf_count(hybrid_abstract_params(config_or_params) if isinstance(config_or_params, HybridConfig)
+                      else config_or_params)

@@ -6,24 +6,47 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neurojax.errors import NeurojaxError
 from neurojax.nn.bitlinear import QUANTIZED
 from neurojax.nn.config import ModelConfig
 
 TERNARY_BITS_PACKED = 2  # 4 codes per byte, as stored by a packed export / kernel
 
 
-def abstract_params(config: ModelConfig) -> Any:
-    """Shapes and dtypes of the parameters, from `jax.eval_shape` (nothing is allocated)."""
-    from neurojax.nn.lm import MatMulFreeLM, init_params
+def model_init_params(model: Any, rng: jax.Array, seq_len: int = 1) -> dict:
+    """Initialise any neurojax LM's parameters (the `params` collection) on a `[1, seq_len]` batch."""
+    return model.init(rng, jnp.zeros((1, seq_len), jnp.int32))["params"]
 
-    model = MatMulFreeLM(config)
-    return jax.eval_shape(lambda k: init_params(model, k, seq_len=1), jax.random.PRNGKey(0))
+
+def model_abstract_params(model: Any) -> Any:
+    """Shapes and dtypes of any neurojax LM's parameters, from `jax.eval_shape` (nothing is allocated)."""
+    return jax.eval_shape(lambda k: model_init_params(model, k), jax.random.PRNGKey(0))
+
+
+def leaf_count(params: Any) -> int:
+    """Number of scalars in a params pytree (arrays or `ShapeDtypeStruct`s)."""
+    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))
+
+
+def one_token_step(model: Any, variables: Any, tokens: Any, state: Any, owner: str) -> tuple:
+    """Advance every sequence by one token: `tokens [B]` -> (next-token logits `[B, V]`, new state)."""
+    if jnp.ndim(tokens) != 1:
+        raise NeurojaxError(f"{owner} takes tokens of shape [batch], got {jnp.shape(tokens)}")
+    logits, state = model.apply(variables, tokens[:, None], state)
+    return logits[:, 0], state
+
+
+def abstract_params(config: ModelConfig) -> Any:
+    """Shapes and dtypes of the MatMul-free LM's parameters (nothing is allocated)."""
+    from neurojax.nn.lm import MatMulFreeLM
+
+    return model_abstract_params(MatMulFreeLM(config))
 
 
 def count_params(config_or_params: Any) -> int:
     """Number of scalar parameters of a config (no allocation) or of a params pytree."""
-    params = abstract_params(config_or_params) if isinstance(config_or_params, ModelConfig) else config_or_params
-    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))
+    return leaf_count(abstract_params(config_or_params) if isinstance(config_or_params, ModelConfig)
+                      else config_or_params)
 
 
 def _is_projection_weight(path: tuple, leaf: Any) -> bool:

@@ -4,14 +4,19 @@
 `--config.<section>.<field>=value`. `validate_run_config` turns every bad value
 into one clear `NeurojaxError` before anything is written.
 
+The `mesh` section lays the run out on devices (`neurojax.train.sharding`); it is not stored
+with the run, so a run resumes on any mesh.
+
 The `model` section describes a MatMul-free LM (`ModelConfig` fields) or, with
 `family="hybrid"`, the SpikingBrain-style hybrid (`HybridConfig` fields); see
 `neurojax.train.model_factory`, the one place that builds either.
 """
+import jax
 import ml_collections
 
 from neurojax.errors import NeurojaxError
 from neurojax.train.model_factory import AnyModelConfig, model_config, model_section
+from neurojax.train.sharding import mesh_section, mesh_shape
 
 
 def run_config(model_preset: str = "tiny") -> ml_collections.ConfigDict:
@@ -41,6 +46,8 @@ def run_config(model_preset: str = "tiny") -> ml_collections.ConfigDict:
         "checkpoint_every": 200,
         "keep_checkpoints": 2,
     })
+    # how the run is laid out on devices (neurojax.train.sharding); not part of the run's identity
+    cfg.mesh = ml_collections.ConfigDict(mesh_section())
     return cfg
 
 
@@ -69,4 +76,6 @@ def validate_run_config(cfg: ml_collections.ConfigDict) -> AnyModelConfig:
         raise NeurojaxError(f"train.b1 and train.b2 must be in [0, 1), got {t.b1}, {t.b2}")
     if t.weight_decay < 0:
         raise NeurojaxError(f"train.weight_decay must be >= 0, got {t.weight_decay}")
+    if "mesh" in cfg:
+        mesh_shape(cfg.mesh.to_dict(), jax.device_count())
     return model

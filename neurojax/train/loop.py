@@ -14,15 +14,16 @@ import time
 from typing import Any, Callable, Optional
 
 import jax
-import jax.numpy as jnp
 
 from neurojax.errors import NeurojaxError
 from neurojax.eval.lm_metrics import evaluate_lm
 from neurojax.train.checkpoint import Checkpointer
 from neurojax.train.data_setup import load_run_data
+from neurojax.train.distributed import barrier, is_lead
 from neurojax.train.metrics import MetricsLog, plot_losses
 from neurojax.train.model_factory import build_model, describe, train_state_initializer
 from neurojax.train.optim import make_optimizer
+from neurojax.train.sharding import batch_sharding, make_mesh, shard_batch, state_shardings, with_shardings
 from neurojax.train.step import make_train_step
 from neurojax.train.workdir import claim_workdir
 
@@ -60,6 +61,16 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+def _silent(_msg: str) -> None:
+    pass
+
+
+def _mesh_note(mesh) -> str:
+    if mesh.size == 1:
+        return ""
+    return ", mesh " + " x ".join(f"{k}={v}" for k, v in mesh.shape.items()) + f" on {mesh.size} devices"
+
+
 def _train_parts(state: dict) -> dict:
     return {k: v for k, v in state.items() if k != "params"}
 
@@ -83,29 +94,38 @@ def train(
     # The config as config.json stores it (JSON types: a tuple such as model.layer_pattern becomes a list),
     # so a resume compares like with like.
     record = json.loads(json.dumps(cfg.to_dict()))
-    claim_workdir(workdir, record)  # only after every input check has passed
-    ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
-    metrics = MetricsLog(os.path.join(workdir, METRICS_FILE))
+    mesh = make_mesh(record.pop("mesh", None))  # how the run executes, not part of its identity
     new_state = train_state_initializer(model, model_cfg, optimizer, t.seed, t.seq_len)
+    abstract = jax.eval_shape(new_state)
+    shardings = state_shardings(abstract, mesh)  # every divisibility check before anything is written
+    batches = batch_sharding(mesh, t.batch_size)
+    lead = is_lead()
+    if lead:
+        claim_workdir(workdir, record)  # only after every input check has passed
+    else:
+        log = _silent
+    barrier("claim_workdir")
+    ckpt = Checkpointer(workdir, max_to_keep=t.keep_checkpoints)
+    metrics = MetricsLog(os.path.join(workdir, METRICS_FILE), enabled=lead)
 
     latest = ckpt.latest_step()
     if latest is None:
-        state = new_state()
+        state = jax.jit(new_state, out_shardings=shardings)()  # created sharded: no full copy on one device
         data_state = None
         log(f"new run in {workdir}: {model_cfg.num_layers} layers, d={model_cfg.d_model}, "
-            f"{describe(model_cfg)}, data {data.name}")
+            f"{describe(model_cfg)}, data {data.name}{_mesh_note(mesh)}")
     else:
-        abstract = jax.eval_shape(new_state)
-        params, rest, meta = ckpt.restore(abstract["params"], _train_parts(abstract))
+        target = with_shardings(abstract, shardings)  # restored straight onto this run's mesh
+        params, rest, meta = ckpt.restore(target["params"], _train_parts(target))
         if meta.get("data_fingerprint") != data.fingerprint:
             raise NeurojaxError(f"the training data changed since the checkpoint in {workdir!r} "
                                 f"(fingerprint {meta.get('data_fingerprint')} -> {data.fingerprint})")
         state = {"params": params, **rest}
         data_state = meta["data_state"]
         metrics.truncate_after(latest)
-        log(f"resumed {workdir} at step {latest}")
+        log(f"resumed {workdir} at step {latest}{_mesh_note(mesh)}")
     iterator = data.iterator(t.batch_size, t.seq_len, t.seed, data_state)
-    train_step = make_train_step(model, optimizer)
+    train_step = make_train_step(model, optimizer, shardings, batches)
 
     def save(step_now: int) -> None:
         meta = {"step": step_now, "data_state": iterator.state(), "data_fingerprint": data.fingerprint,
@@ -127,7 +147,7 @@ def train(
     val = None
     with _StopRequest() as stop:
         while step < end:
-            state, m = train_step(state, jnp.asarray(next(iterator)))
+            state, m = train_step(state, shard_batch(next(iterator), batches))
             step += 1
             if step % t.log_every == 0 or step == end:
                 loss, grad_norm = (float(x) for x in jax.device_get((m["loss"], m["grad_norm"])))
@@ -151,8 +171,9 @@ def train(
                 break
     if step == t.num_steps:
         val = evaluate(step)
-        plot_losses([("train", metrics.path)], os.path.join(workdir, LOSS_PLOT),
-                    title=f"{data.name}: {describe(model_cfg)}")
+        if lead:
+            plot_losses([("train", metrics.path)], os.path.join(workdir, LOSS_PLOT),
+                        title=f"{data.name}: {describe(model_cfg)}")
     ckpt.close()
     return {"step": step, "num_steps": t.num_steps, "started_at": first, "train_loss": loss,
             "validation": val, "finished": step == t.num_steps, "interrupted": step < end}

@@ -11,15 +11,20 @@ class MetricsLog:
     being resumed (the steps that will be recomputed), so the log has no duplicates.
     """
 
-    def __init__(self, path: str):
-        self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    def __init__(self, path: str, enabled: bool = True):
+        self.path, self.enabled = path, enabled  # disabled: a non-lead process of a multi-process run
+        if enabled:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
     def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def truncate_after(self, step: int) -> None:
+        if not self.enabled:
+            return
         kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
         tmp = self.path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:

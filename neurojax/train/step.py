@@ -21,8 +21,12 @@ def init_train_state(model: Any, optimizer: optax.GradientTransformation, seed: 
             "step": jnp.zeros((), jnp.int32), "rng": step_rng}
 
 
-def make_train_step(model: Any, optimizer: optax.GradientTransformation) -> Callable:
-    """`train_step(state, batch [B, T+1] int32) -> (state, metrics)`, jitted, state donated."""
+def make_train_step(model: Any, optimizer: optax.GradientTransformation, state_sharding: Any = None,
+                    batch_sharding: Any = None) -> Callable:
+    """`train_step(state, batch [B, T+1] int32) -> (state, metrics)`, jitted, state donated.
+
+    With shardings (`neurojax.train.sharding`), the step is compiled for the mesh: the state keeps
+    its sharding from step to step and the metrics come back replicated."""
 
     def loss_fn(params, batch):
         logits, _ = model.apply({"params": params}, batch[:, :-1])
@@ -36,4 +40,7 @@ def make_train_step(model: Any, optimizer: optax.GradientTransformation) -> Call
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         return {"params": params, "opt_state": opt_state, "step": state["step"] + 1, "rng": state["rng"]}, metrics
 
-    return jax.jit(train_step, donate_argnums=0)
+    if state_sharding is None:
+        return jax.jit(train_step, donate_argnums=0)
+    return jax.jit(train_step, in_shardings=(state_sharding, batch_sharding), out_shardings=(state_sharding, None),
+                   donate_argnums=0)

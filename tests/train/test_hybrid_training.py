@@ -48,7 +48,7 @@ def test_run_config_picks_the_family():
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"family": "transformer"}, "model.family must be one of"),
+    ({"family": "rnn"}, "model.family must be one of"),
     ({"window": 0}, "hybrid.window must be a positive integer"),
     ({"layer_pattern": ("gla", "mlp")}, "unknown layer kinds"),
     ({"full_precision": True}, "unknown hybrid config fields"),
