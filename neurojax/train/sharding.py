@@ -143,6 +143,12 @@ def batch_sharding(mesh: Mesh, batch_size: int) -> NamedSharding:
     return NamedSharding(mesh, P(BATCH_AXES))
 
 
+def logits_sharding(mesh: Mesh) -> NamedSharding:
+    """Logits `[B, T, V]`: the batch as the input's, the vocabulary split over the tensor axis
+    (the LM head's rows), so the softmax's reductions are the only communication there."""
+    return NamedSharding(mesh, P(BATCH_AXES, None, "tensor"))
+
+
 def shard_batch(batch: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """A host batch as a global array: each process builds only the shards of its own devices
     (every process holds the same global batch, a pure function of (seed, step))."""

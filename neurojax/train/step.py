@@ -7,6 +7,7 @@ import optax
 from jaxtyping import Array, Int
 
 from neurojax.nn.loss import next_token_loss
+from neurojax.train.sharding import logits_sharding as logits_spec
 
 TrainState = dict  # {"params", "opt_state", "step" (int32 scalar), "rng" (PRNG key data)}
 
@@ -26,10 +27,14 @@ def make_train_step(model: Any, optimizer: optax.GradientTransformation, state_s
     """`train_step(state, batch [B, T+1] int32) -> (state, metrics)`, jitted, state donated.
 
     With shardings (`neurojax.train.sharding`), the step is compiled for the mesh: the state keeps
-    its sharding from step to step and the metrics come back replicated."""
+    its sharding from step to step, the logits are constrained to (batch, -, vocab over tensor)
+    (`sharding.logits_sharding`), and the metrics come back replicated."""
+    logits_sharding = None if batch_sharding is None else logits_spec(batch_sharding.mesh)
 
     def loss_fn(params, batch):
         logits, _ = model.apply({"params": params}, batch[:, :-1])
+        if logits_sharding is not None:
+            logits = jax.lax.with_sharding_constraint(logits, logits_sharding)
         loss, _ = next_token_loss(logits, batch[:, 1:])
         return loss
 
