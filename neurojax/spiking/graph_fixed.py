@@ -152,6 +152,9 @@ def neuron_from_module(module, shape: tuple, variables=None, input_frac=None) ->
     """
     if not isinstance(module, (LIF, IF)):
         raise NeurojaxError(f"neuron_from_module takes a neurojax LIF or IF module, got {type(module).__name__}")
+    if getattr(module, "order", "neurojax") != "neurojax":
+        raise NeurojaxError(f"{type(module).__name__}: only order='neurojax' (integrate, then spike and reset on the "
+                            f"same step) is NIR's LIF, got order={module.order!r}")
     if module.reset != "zero" or module.compare != ">":
         raise NeurojaxError(f"{type(module).__name__}: only reset='zero' with compare='>' has a NIR form "
                             f"(got reset={module.reset!r}, compare={module.compare!r})")

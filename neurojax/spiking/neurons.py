@@ -21,6 +21,22 @@ Discrete time, dt = 1 step, multiplicative decays (forward Euler of `tau dv/dt =
     s = spike(v - threshold)                       (">" by default; ">=" named)
     v = v * (1 - s)  (reset="zero")  or  v - threshold * s  (reset="subtract")
 (the spike in the reset is `stop_gradient`-ed when `detach_reset`, the default).
+`LIF.order` names when the spike and the reset happen relative to the integration; with
+`p = decay_v * v_prev + u + bias` (u as above) and `H` the spike function:
+    "neurojax" (default): the four lines above; the state v is the membrane after the reset.
+    "snntorch" (snnTorch 1.0 `Leaky`, reset_delay=True): r = H(v_prev - threshold), then
+        v = p - threshold * r                 (reset="subtract")
+        v = decay_v * (1 - r) * v_prev + u + bias   (reset="zero")
+        s = H(v - threshold); the state v is this membrane, before its own spike's reset,
+        which the next step applies through r (= the previous step's spike, detached when
+        `detach_reset`: snnTorch always detaches it). The subtracted threshold is not decayed.
+    "spyx" (Spyx 1.0 `LIF`): s = H(v_prev - threshold) first (so s_0 = 0 from a zero state and
+        the output lags the membrane by one step), then
+        v = p - threshold * s                 (reset="subtract"; Spyx does not detach s)
+        v = decay_v * (1 - s) * v_prev + u + bias   (reset="zero", by analogy).
+With decay_u = 0 (u = x: a current-free LIF, snnTorch's and Spyx's `beta` = decay_v), bias 0
+and reset="subtract" the last two are exactly those libraries' neurons. Only "neurojax"
+has a fixed-point twin (it is Lava's order).
 
 Fixed-point twins (int32 only, jittable; products via `neurojax.quant.fixed.mul_shift`):
   - `lif_fixed_step(params, state, a_in, options)`: the spec's reference rules of Lava 0.10.0's
@@ -94,6 +110,7 @@ from neurojax.spiking.surrogate import (
 )
 
 RESETS = ("zero", "subtract")
+ORDERS = ("neurojax", "snntorch", "spyx")  # LIF update orders (module doc)
 MIN_THRESHOLD = 1e-6  # floor applied to learned thresholds
 
 # ----------------------------------------------------------------------------- validation helpers
@@ -189,12 +206,23 @@ class SigmaDeltaState(NamedTuple):
 
 
 def lif_step(state: LIFState, x: Float[Array, "..."], *, decay_u, decay_v, threshold, spike: Callable,
-             bias=0.0, reset: str = "zero", detach_reset: bool = True) -> tuple[LIFState, Float[Array, "..."]]:
-    """One float LIF step (see module doc); returns `(new_state, spikes)` (a `lax.scan` body)."""
+             bias=0.0, reset: str = "zero", detach_reset: bool = True,
+             order: str = "neurojax") -> tuple[LIFState, Float[Array, "..."]]:
+    """One float LIF step in the update `order` (see module doc); returns `(new_state, spikes)`
+    (a `lax.scan` body)."""
     u = decay_u * state.u + x
-    v = decay_v * state.v + u + bias
-    s = spike(v - threshold)
-    return LIFState(u, _reset(v, s, threshold, reset, detach_reset)), s
+    if order == "neurojax":
+        v = decay_v * state.v + u + bias
+        s = spike(v - threshold)
+        return LIFState(u, _reset(v, s, threshold, reset, detach_reset)), s
+    if order not in ORDERS:
+        raise NeurojaxError(f"lif_step: order {order!r} must be one of {ORDERS}")
+    r = spike(state.v - threshold)  # "snntorch": the reset; "spyx": also this step's output
+    if reset == "zero":
+        v = decay_v * _reset(state.v, r, threshold, "zero", detach_reset) + u + bias
+    else:
+        v = _reset(decay_v * state.v + u + bias, r, threshold, "subtract", detach_reset)
+    return LIFState(u, v), (spike(v - threshold) if order == "snntorch" else r)
 
 
 def alif_step(state: ALIFState, x: Float[Array, "..."], *, decay_u, decay_v, threshold, decay_a, beta,
@@ -694,8 +722,10 @@ class LIF(_SpikingBase):
 
     Fields: decay_u, decay_v in [0, 1]; threshold > 0; bias; reset "zero" | "subtract";
     surrogate (a `SURROGATES` name) with slope (None: its default); compare ">" | ">=";
-    detach_reset; learnable (decay_u, decay_v, threshold as parameters of `param_shape`).
-    Fixed-point twin: `lif_fixed_step` with `self.fixed_params(input_frac)` and `self.fixed_options()`.
+    detach_reset; learnable (decay_u, decay_v, threshold as parameters of `param_shape`);
+    order "neurojax" | "snntorch" | "spyx" (when the spike and the reset happen, module doc).
+    Fixed-point twin (order "neurojax" only): `lif_fixed_step` with
+    `self.fixed_params(input_frac)` and `self.fixed_options()`.
     """
 
     decay_u: float = 0.5
@@ -709,6 +739,7 @@ class LIF(_SpikingBase):
     detach_reset: bool = True
     learnable: bool = False
     param_shape: tuple = ()
+    order: str = "neurojax"
 
     _LEARNABLE = ("decay_u", "decay_v", "threshold")
     _STATE = LIFState
@@ -720,20 +751,27 @@ class LIF(_SpikingBase):
         _check_positive(name, "threshold", self.threshold)
         _check_finite(name, "bias", self.bias)
         _check_choice(name, "reset", self.reset, RESETS)
+        _check_choice(name, "order", self.order, ORDERS)
         _check_common(self)
         super().__post_init__()
 
     def _step_fn(self):
         return functools.partial(lif_step, **self._values(), bias=self.bias, reset=self.reset,
-                                 spike=self._spike(), detach_reset=self.detach_reset)
+                                 spike=self._spike(), detach_reset=self.detach_reset, order=self.order)
+
+    def _check_twin(self):
+        if self.order != "neurojax":
+            raise NeurojaxError(f"LIF: only order='neurojax' (Lava's) has a fixed-point twin, got order={self.order!r}")
 
     def fixed_params(self, input_frac: int, variables=None) -> LifFixedParams:
         """The twin's integer parameters for inputs read in `FxFormat(24, input_frac)` (module doc)."""
+        self._check_twin()
         vals = _read_params(self, variables, self._LEARNABLE)
         return lif_fixed_params(decay_to_du(vals["decay_u"]), decay_to_dv(vals["decay_v"]),
                                 **_lif_fixed_from("LIF", vals, self.bias, input_frac))
 
     def fixed_options(self) -> FixedLifOptions:
+        self._check_twin()
         return FixedLifOptions(compare=self.compare, reset=self.reset, current="lava")
 
 
@@ -883,6 +921,7 @@ __all__ = [
     "IF_FIXED",
     "LAVA_LIF",
     "LIF",
+    "ORDERS",
     "SIGMA_DELTA_LAVA",
     "V_MAX",
     "ALIFState",

@@ -129,6 +129,8 @@ def test_graph_neuron_equals_neurojax_lif_module():
     assert neuron_from_module(IF(reset="zero"), (2,)).kind == "IF"
     with pytest.raises(NeurojaxError, match="reset"):
         neuron_from_module(IF(), (2,))  # subtract reset: no NIR form
+    with pytest.raises(NeurojaxError, match="order"):
+        neuron_from_module(LIF(decay_u=0.0, order="spyx"), (2,))  # spikes from the previous membrane
 
 
 def test_graphnet_trains_through_surrogate():

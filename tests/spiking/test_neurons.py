@@ -687,6 +687,9 @@ def test_lif_float_tracks_twin_below_threshold():
     (lambda: bias_to_mant_exp(2**40), "does not fit"),
     (lambda: LIF(threshold=2.0**30).fixed_params(8), "below 2\\*\\*24"),
     (lambda: LIF(learnable=True).fixed_params(8), "pass its variables"),
+    (lambda: LIF(order="lava"), "order 'lava' must be one of"),
+    (lambda: LIF(order="snntorch").fixed_params(8), "only order='neurojax'"),
+    (lambda: LIF(order="spyx").fixed_options(), "only order='neurojax'"),
 ])
 def test_bad_configuration_raises(make, match):
     with pytest.raises(NeurojaxError, match=match):
@@ -724,3 +727,90 @@ def test_pure_step_function_in_a_scan():
     s2, final2 = LIF().apply({}, x, z)
     np.testing.assert_array_equal(np.asarray(s), np.asarray(s2))
     np.testing.assert_array_equal(np.asarray(final.v), np.asarray(final2.v))
+
+
+# ----------------------------------------------------------------------------- update orders
+
+
+def _order_oracle(x, order, reset, beta=0.9, th=1.0, decay_u=0.0, bias=0.0):
+    """Float64 NumPy transcription of snnTorch 1.0 `Leaky` (reset_delay=True) and Spyx 1.0 `LIF`,
+    with the current u of the neurojax LIF in front (decay_u = 0: u = x)."""
+    u = np.zeros(x.shape[1:])
+    v = np.zeros(x.shape[1:])
+    out, vs = [], []
+    for t in range(x.shape[0]):
+        u = decay_u * u + x[t]
+        if order == "snntorch":
+            r = (v - th > 0).astype(float)  # snnTorch: mem_reset(mem) of the previous membrane
+            v = beta * v + u + bias - r * th if reset == "subtract" else beta * (1 - r) * v + u + bias
+            out.append((v - th > 0).astype(float))
+        else:  # spyx: spikes = heaviside(V - thr); V = beta V + x - spikes thr
+            s = (v - th > 0).astype(float)
+            v = beta * v + u + bias - s * th if reset == "subtract" else beta * (1 - s) * v + u + bias
+            out.append(s)
+        vs.append(v.copy())
+    return np.stack(out), np.stack(vs)
+
+
+@pytest.mark.parametrize("order", ["snntorch", "spyx"])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_orders_follow_the_libraries_equations(order, reset):
+    """Spikes equal the float64 oracle exactly and membranes to float32 rounding, step by step,
+    from the scan and from the single-step method; spyx spikes lag by one step (s_0 = 0)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-8, 40, (40, 3, 6)) / 32.0
+    m = LIF(decay_u=0.0, decay_v=0.5, threshold=1.0, reset=reset, order=order)
+    want_s, want_v = _order_oracle(x, order, reset, beta=0.5)
+    s, final = m.apply({}, jnp.asarray(x, jnp.float32), m.initial_state((3, 6)))
+    np.testing.assert_array_equal(np.asarray(s), want_s)
+    np.testing.assert_allclose(np.asarray(final.v), want_v[-1], rtol=0, atol=1e-6)
+    assert 0.05 < want_s.mean() < 0.6
+    if order == "spyx":
+        assert not want_s[0].any()
+    st_ = m.initial_state((3, 6))
+    for t in range(5):
+        st_, o = m.apply({}, st_, jnp.asarray(x[t], jnp.float32), method="step")
+        np.testing.assert_array_equal(np.asarray(o), want_s[t])
+        np.testing.assert_allclose(np.asarray(st_.v), want_v[t], rtol=0, atol=1e-6)
+
+
+def test_orders_differ_and_default_is_unchanged():
+    """The default order is the neurojax one (its subtracted threshold decays with the membrane,
+    so its spikes differ); snntorch and spyx share the membrane dynamics, so spyx's spikes are
+    snntorch's one step later."""
+    x = jnp.asarray(np.random.default_rng(4).uniform(0, 0.6, (30, 2, 8)), jnp.float32)
+    outs = {}
+    for order in ("neurojax", "snntorch", "spyx"):
+        m = LIF(decay_u=0.0, decay_v=0.9, reset="subtract", order=order)
+        outs[order] = np.asarray(m.apply({}, x, m.initial_state((2, 8)))[0])
+    default = LIF(decay_u=0.0, decay_v=0.9, reset="subtract")
+    np.testing.assert_array_equal(np.asarray(default.apply({}, x, default.initial_state((2, 8)))[0]), outs["neurojax"])
+    assert not np.array_equal(outs["neurojax"], outs["snntorch"])
+    np.testing.assert_array_equal(outs["spyx"][1:], outs["snntorch"][:-1])
+    assert not outs["spyx"][0].any() and outs["snntorch"].sum() > 20
+
+
+@pytest.mark.parametrize("order", ["snntorch", "spyx"])
+def test_order_gradients_match_hand_derivation(order):
+    """Two steps, one neuron, reset by subtraction, threshold 1, beta b, inputs (x0, x1):
+    snntorch: v0 = x0, v1 = b v0 + x1 - H(v0 - 1); loss = s0 + s1 with s_t = H(v_t - 1), so
+        dL/dx0 = g(v0) + g(v1) (b - [not detached] g(v0)),  dL/dx1 = g(v1);
+    spyx: s0 = 0, s1 = H(v0 - 1), loss = s0 + s1 + 3 s2 where s2 = H(v1 - 1) with v1 as above:
+        dL/dx0 = g(v0) + 3 g(v1) (b - [not detached] g(v0)),  dL/dx1 = 3 g(v1)."""
+    b, slope = 0.75, 4.0
+    x = jnp.asarray([[[1.25]], [[0.5]], [[0.0]]], jnp.float32)
+    gfun = SURROGATES["fast_sigmoid"].grad
+    v0 = 1.25
+    v1 = b * v0 + 0.5 - 1.0
+    g0, g1 = float(gfun(v0 - 1.0, slope)), float(gfun(v1 - 1.0, slope))
+    for detach in (True, False):
+        m = LIF(decay_u=0.0, decay_v=b, reset="subtract", slope=slope, order=order, detach_reset=detach)
+        w = jnp.asarray([1.0, 1.0, 0.0]) if order == "snntorch" else jnp.asarray([1.0, 1.0, 3.0])
+
+        def loss(x_, m=m, w=w):
+            return jnp.sum(m.apply({}, x_, m.initial_state((1, 1)))[0][:, 0, 0] * w)
+
+        grad = np.asarray(jax.grad(loss)(x))[:, 0, 0]
+        k = 1.0 if order == "snntorch" else 3.0
+        want0 = g0 + k * g1 * (b - (0.0 if detach else g0))
+        np.testing.assert_allclose(grad[:2], [want0, k * g1], rtol=1e-6)
