@@ -68,14 +68,17 @@ def grouped_attention(
     q: Float[Array, "B T K G D"],
     k: Float[Array, "B S K D"],
     v: Float[Array, "B S K D"],
-    mask: Bool[Array, "T S"],
+    mask: Bool[Array, "T S"] | Bool[Array, "B T S"],
 ) -> Float[Array, "B T K G D"]:
-    """Softmax attention `softmax(q k^T / sqrt(D) masked) v` with kv heads shared by G query heads.
+    """Softmax attention `softmax(q k^T / sqrt(D) masked) v` with kv heads shared by G query heads;
+    `mask` is shared by the batch (`[T, S]`) or per sequence (`[B, T, S]`).
 
-    Every query must see at least one key (true for the sliding window: a query sees itself).
+    A query that sees no key (a padding position before any real token) gets a uniform average:
+    finite, and never read by real positions (the sliding window always sees the query itself).
     """
+    mask = mask[None] if mask.ndim == 2 else mask
     scores = jnp.einsum("btkgd,bskd->bkgts", q, k) * (q.shape[-1] ** -0.5)
-    scores = jnp.where(mask[None, None, None], scores, jnp.finfo(jnp.float32).min)
+    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1)
     return jnp.einsum("bkgts,bskd->btkgd", probs, v)
 

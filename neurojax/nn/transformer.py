@@ -39,7 +39,7 @@ from neurojax.errors import NeurojaxError
 from neurojax.nn.mlgru import TAPS
 from neurojax.nn.norm import RMSNorm
 from neurojax.nn.params import leaf_count, model_abstract_params, model_init_params, one_token_step
-from neurojax.nn.sliding_window import apply_rope, rope_cos_sin
+from neurojax.nn.sliding_window import apply_rope, grouped_attention, rope_cos_sin
 from neurojax.nn.transformer_config import TransformerConfig
 
 
@@ -105,23 +105,6 @@ def _check_state(config: TransformerConfig, state: Any, batch_size: int, chunk: 
     return state
 
 
-def gqa_attention(
-    q: Float[Array, "B T K G D"],
-    k: Float[Array, "B S K D"],
-    v: Float[Array, "B S K D"],
-    visible: Bool[Array, "B T S"],
-) -> Float[Array, "B T K G D"]:
-    """`softmax(q k^T / sqrt(D), masked) v`, kv head k shared by the G query heads of its group.
-
-    A query that sees no key (a padding position before any real token) gets a uniform average:
-    finite, and never read by real positions.
-    """
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k) * (q.shape[-1] ** -0.5)
-    scores = jnp.where(visible[:, None, None], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1)
-    return jnp.einsum("bkgts,bskd->btkgd", probs, v)
-
-
 class Linear(nn.Module):
     """`y = x @ weight.T`, `weight [out, in]` (PyTorch layout), no bias, normal(0, init_std) init."""
 
@@ -167,7 +150,7 @@ class Attention(nn.Module):
             zero = jnp.zeros((), jnp.int32)
             keys = jax.lax.dynamic_update_slice(cache.k, k, (zero, start, zero, zero))
             values = jax.lax.dynamic_update_slice(cache.v, v, (zero, start, zero, zero))
-        o = gqa_attention(q, keys, values, visible).reshape(b, t, cfg.num_heads * dh)
+        o = grouped_attention(q, keys, values, visible).reshape(b, t, cfg.num_heads * dh)
         self.sow(TAPS, "o_in", o)
         return Linear(cfg.d_model, cfg.init_std, name="o_proj")(o), KVCache(keys, values)
 

@@ -129,17 +129,13 @@ def quantize_graph(graph: SpikingGraph, frac: int = 12, weight_bits: int = 8, in
             if not node.spiking:
                 raise NeurojaxError(f"neuron {name!r} ({node.kind}) has no fixed-point twin: the interpreter's LIF "
                                     "family spikes (LIF, CubaLIF, IF)")
-            nodes[name] = _neuron_twin_node(graph, name, node, frac, options)
+            nodes[name] = dataclasses.replace(node, fixed=_neuron_twin(graph, name, node, frac, options))
         elif isinstance(node, (Output, Flatten)):
             nodes[name] = node
         else:
             raise NeurojaxError(f"node {name!r} ({type(node).__name__}) has no fixed-point twin; a fixed-point graph "
                                 "holds Input, Output, Affine/Linear, Flatten and LIF-family neurons")
     return SpikingGraph(nodes, graph.edges)
-
-
-def _neuron_twin_node(graph, name, node, frac, options) -> Neuron:
-    return dataclasses.replace(node, fixed=_neuron_twin(graph, name, node, frac, options))
 
 
 def neuron_from_module(module, shape: tuple, variables=None, input_frac=None) -> Neuron:

@@ -8,6 +8,7 @@ so `GraphNet` trains like any other neurojax module; the fixed-point runner need
 twin (`SpikingGraph.is_fixed`) and reproduces, bit for bit, what the interpreter computes for the
 same graph (`neurojax.interop.graph_to_chip`).
 """
+import functools
 from typing import Optional
 
 import flax.linen as nn
@@ -274,4 +275,10 @@ def run_fixed_graph(graph: SpikingGraph, inputs, state: Optional[dict] = None):
     xs = _named_inputs(graph, inputs, integer=True)
     batch = next(iter(xs.values())).shape[1]
     state = fixed_initial_state(graph, batch) if state is None else state
-    return jax.jit(lambda s, x: _scan(graph, _fixed_node, x, s, jnp.int32))(state, xs)
+    return _fixed_runner(graph)(state, xs)
+
+
+@functools.lru_cache(maxsize=16)
+def _fixed_runner(graph: SpikingGraph):
+    """The jitted integer scan of `graph` (graphs hash by identity): compiled once per graph and shape."""
+    return jax.jit(lambda s, x: _scan(graph, _fixed_node, x, s, jnp.int32))
