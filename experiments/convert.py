@@ -29,7 +29,7 @@ _PACKED = flags.DEFINE_bool("packed_ternary", False, "Export packed 2-bit ternar
 
 
 def main(argv):
-    from neurojax.interop import hf_mmfree
+    from neurojax.interop import hf_checkpoint, hf_mmfree
 
     if not _WORKDIR.value:
         raise NeurojaxError("--workdir is required")
@@ -38,14 +38,14 @@ def main(argv):
     if _FROM_HF.value is not None:
         if _PACKED.value or _MAX_SHARD.value or _DTYPE.value != "source" or _STEP.value is not None:
             raise NeurojaxError("--packed_ternary, --max_shard_size, --dtype and --step apply to --to_hf only")
-        hf_mmfree.import_hf(_FROM_HF.value, _WORKDIR.value, log=_cli.say)
+        hf_checkpoint.import_hf(_FROM_HF.value, _WORKDIR.value, log=_cli.say)
     elif _PACKED.value:
         if _MAX_SHARD.value or _DTYPE.value != "source":
             raise NeurojaxError("--packed_ternary writes one file with float32 scales; drop --max_shard_size/--dtype")
         hf_mmfree.export_packed_ternary(_WORKDIR.value, _TO_HF.value, _STEP.value, log=_cli.say)
     else:
-        max_bytes = None if _MAX_SHARD.value is None else hf_mmfree.parse_size(_MAX_SHARD.value)
-        hf_mmfree.export_hf(_WORKDIR.value, _TO_HF.value, _STEP.value, _DTYPE.value, max_bytes, log=_cli.say)
+        max_bytes = None if _MAX_SHARD.value is None else hf_checkpoint.parse_size(_MAX_SHARD.value)
+        hf_checkpoint.export_hf(_WORKDIR.value, _TO_HF.value, _STEP.value, _DTYPE.value, max_bytes, log=_cli.say)
 
 
 if __name__ == "__main__":

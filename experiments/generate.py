@@ -18,7 +18,7 @@ from absl import flags
 from experiments import _cli
 from neurojax.data import ByteTokenizer
 from neurojax.errors import NeurojaxError
-from neurojax.interop.hf_mmfree import workdir_tokenizer
+from neurojax.interop.hf_checkpoint import workdir_tokenizer
 from neurojax.fixedpoint.io import load_int_model
 from neurojax.fixedpoint.lm import IntLM
 from neurojax.fixedpoint.model import device_params

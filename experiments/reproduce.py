@@ -16,27 +16,33 @@ from absl import flags
 from experiments import _cli
 from neurojax.errors import NeurojaxError
 from neurojax.tables import TABLES, TableContext, table_markdown, write_report
+from neurojax.tables.registry import default_tables
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir/reproduce", "Where the training runs live (reused).")
 _RESULTS = flags.DEFINE_string("results_dir", "results", "Where README.md, CSVs and PNGs are written.")
-_TABLES = flags.DEFINE_list("tables", None, "Tables to build (default: all). Known: " + ", ".join(TABLES.names()))
+_TABLES = flags.DEFINE_list("tables", None, "Tables to build (default: every default table; --list marks the others). "
+                            "Known: " + ", ".join(TABLES.names()))
 _PRESET = flags.DEFINE_string("preset", "tiny", "Model preset for tables that train from scratch.")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Override training steps (default: the preset config's).")
 _DATA = flags.DEFINE_string("data", None, "Comma-separated text files/directories instead of the stdlib corpus.")
+_ZEROSHOT = flags.DEFINE_string("zeroshot_data", None, "Directory of local zero-shot task files (<task>.jsonl) for "
+                                "the tables that score them (smollm2_zeroshot).")
 _LIST = flags.DEFINE_bool("list", False, "List the registered tables and exit.")
 
 
 def main(argv):
     if _LIST.value:
         for name in TABLES.names():
-            _cli.say(f"{name}: {TABLES.get(name).description}")
+            spec = TABLES.get(name)
+            _cli.say(f"{name}: {spec.description}" + ("" if spec.default else "  [by name only: --tables=" + name + "]"))
         return
-    names = _TABLES.value or TABLES.names()
+    names = _TABLES.value or default_tables()
     specs = [TABLES.get(n) for n in names]  # unknown names fail here, before any work
     if _NUM_STEPS.value is not None and _NUM_STEPS.value < 2:
         raise NeurojaxError(f"--num_steps must be at least 2, got {_NUM_STEPS.value}")
     ctx = TableContext(workdir=_WORKDIR.value, results_dir=_RESULTS.value, preset=_PRESET.value,
-                       num_steps=_NUM_STEPS.value, data=_DATA.value, log=_cli.say)
+                       num_steps=_NUM_STEPS.value, data=_DATA.value, zeroshot_data=_ZEROSHOT.value,
+                       log=_cli.say)
     start = time.time()
     tables = []
     for i, spec in enumerate(specs, 1):

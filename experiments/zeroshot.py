@@ -29,7 +29,7 @@ from absl import flags
 
 from experiments import _cli
 from neurojax.errors import NeurojaxError
-from neurojax.interop.hf_mmfree import workdir_tokenizer
+from neurojax.interop.hf_checkpoint import workdir_tokenizer
 from neurojax.eval import zeroshot
 from neurojax.tables import Table, table_markdown
 from neurojax.train import load_trained

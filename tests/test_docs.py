@@ -16,7 +16,7 @@ def _python_blocks(path):
 
 def test_workspace_token_mixer_example_trains(tmp_path):
     block = next(b for b in _python_blocks("WORKSPACE.md") if "TOKEN_MIXERS.register" in b)
-    name = re.search(r'register\("(\w+)"\)', block).group(1)
+    name = re.search(r'register\("(\w+)"', block).group(1)
     if name not in TOKEN_MIXERS:
         exec(compile(block, "WORKSPACE.md", "exec"), {})
     cfg = run_config("micro")

@@ -122,17 +122,45 @@ class HFTokenizer(SubwordTokenizer):
             self._tok = Tokenizer.from_file(path)
         except Exception as e:  # tokenizers raises plain Exception subclasses for unreadable files
             raise NeurojaxError(f"{path!r} is not a readable tokenizer.json ({type(e).__name__}: {e})") from e
-        vocab = self._tok.get_vocab(with_added_tokens=True)
-        self.vocab_size = max(vocab.values()) + 1 if vocab else 0
+        self.vocab_size = self._vocab_size()
         names = self._config_names(os.path.join(os.path.dirname(os.path.abspath(path)), TOKENIZER_CONFIG))
         names.update({k: v for k, v in (("bos_token", bos_token), ("eos_token", eos_token)) if v is not None})
         self.BOS = self._find(names.get("bos_token"), _BOS_NAMES, "bos_token")
         self.EOS = self._find(names.get("eos_token"), _EOS_NAMES, "eos_token")
         self.PAD = self._find(names.get("pad_token"), _PAD_NAMES, "pad_token")
         self.UNK = self._find(names.get("unk_token"), _UNK_NAMES, "unk_token")
-        self._specials = {i for i in (self.BOS, self.EOS, self.PAD) if i is not None}
+        self._specials = self._collect_specials()
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, name: str, bos_id: Optional[int] = None, eos_id: Optional[int] = None,
+                       pad_id: Optional[int] = None, unk_id: Optional[int] = None) -> "HFTokenizer":
+        """Wrap an in-memory `tokenizers.Tokenizer` (e.g. one rebuilt from a GGUF file's metadata, which
+        names its special tokens by id); `name` stands for the source in messages (`path`)."""
+        self = cls.__new__(cls)
+        self.path, self._tok = name, tokenizer
+        self.vocab_size = self._vocab_size()
+        for attr, value in (("BOS", bos_id), ("EOS", eos_id), ("PAD", pad_id), ("UNK", unk_id)):
+            if value is not None and not 0 <= int(value) < self.vocab_size:
+                raise NeurojaxError(f"{attr} id {value} is outside the vocabulary of {name!r} ({self.vocab_size} "
+                                    "tokens)")
+            setattr(self, attr, None if value is None else int(value))
+        self._specials = self._collect_specials()
+        return self
+
+    def _vocab_size(self) -> int:
+        vocab = self._tok.get_vocab(with_added_tokens=True)
+        return max(vocab.values()) + 1 if vocab else 0
+
+    def _collect_specials(self) -> set[int]:
+        """BOS / EOS / PAD and every added token marked special: what `decode` skips."""
+        specials = {i for i in (self.BOS, self.EOS, self.PAD) if i is not None}
         added = self._tok.get_added_tokens_decoder() if hasattr(self._tok, "get_added_tokens_decoder") else {}
-        self._specials |= {int(i) for i, token in added.items() if getattr(token, "special", False)}
+        return specials | {int(i) for i, token in added.items() if getattr(token, "special", False)}
+
+    @property
+    def backend(self):
+        """The wrapped `tokenizers.Tokenizer` (e.g. to write it out with `to_str()`)."""
+        return self._tok
 
     @staticmethod
     def _config_names(config_path: str) -> dict:

@@ -92,13 +92,23 @@ def _amax(amax: dict, key: str) -> float:
     return amax[key]
 
 
-def convert(model_cfg: ModelConfig, params: Any, amax: dict, qcfg: IntQuantConfig) -> IntModel:
-    """Build the integer model of `params` (a trained float MatMul-free LM) from calibration `amax`."""
+def check_convertible(model_cfg: ModelConfig) -> None:
+    """Refuse (NeurojaxError) an architecture the integer model does not implement: it is MLGRU + GLU
+    over ternary BitLinears with absmax int8 inputs, and nothing else registered (notebook mixers,
+    other linear layers or quantizers) has an integer form."""
     if model_cfg.full_precision:
         raise NeurojaxError("only ternary models convert to the integer model (this one is full_precision)")
     if model_cfg.token_mixer != "mlgru" or model_cfg.channel_mixer != "glu":
         raise NeurojaxError(f"the integer model implements mlgru + glu, not "
                             f"{model_cfg.token_mixer} + {model_cfg.channel_mixer}")
+    if model_cfg.linear_name != "bitlinear" or model_cfg.quantizer_name != "absmax_int8":
+        raise NeurojaxError(f"the integer model implements ternary BitLinears with absmax int8 inputs, not "
+                            f"linear={model_cfg.linear_name!r} with quantizer={model_cfg.quantizer_name!r}")
+
+
+def convert(model_cfg: ModelConfig, params: Any, amax: dict, qcfg: IntQuantConfig) -> IntModel:
+    """Build the integer model of `params` (a trained float MatMul-free LM) from calibration `amax`."""
+    check_convertible(model_cfg)
     params = jax.device_get(params)
     _check_shapes(model_cfg, params)
     lut_scale = 2.0 ** -qcfg.lut_in_frac

@@ -36,3 +36,17 @@ __all__ = [
     "TRANSFORMER_PRESETS", "TransformerConfig", "TransformerLM", "TransformerState", "transformer_count_params",
     "transformer_decode_step", "transformer_init_params", "transformer_initial_state", "transformer_preset",
 ]
+
+# Registries of swappable parts (neurojax.nn.registry) and the built-ins beyond MLGRU / GLU.
+from neurojax.nn.linear_layers import make_linear  # noqa: E402
+from neurojax.nn.mixers import (  # noqa: E402
+    LinearAttentionMixer,
+    SlidingWindowMixer,
+    SoftmaxAttentionMixer,
+    SwiGLUMixer,
+)
+from neurojax.nn.quantizers import resolve_quantizer  # noqa: E402
+from neurojax.nn.registry import LINEARS, NEURONS, QUANTIZERS  # noqa: E402
+
+__all__ += ["LINEARS", "LinearAttentionMixer", "NEURONS", "QUANTIZERS", "SlidingWindowMixer", "SoftmaxAttentionMixer",
+            "SwiGLUMixer", "make_linear", "resolve_quantizer"]

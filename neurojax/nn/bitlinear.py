@@ -13,7 +13,8 @@ ternary weights (`packed` uint8 `[K4, out]`, 2 bits per weight, layout in
 product runs through the `ternary_matmul` kernel (int8 x packed -> int32), which gives
 the same integers, so the same outputs bit for bit.
 """
-from typing import Optional
+import functools
+from typing import Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -24,6 +25,7 @@ from neurojax.kernels.rmsnorm_quant import rmsnorm_quant
 from neurojax.kernels.ternary_matmul import PackedTernary, pack, ternary_matmul, unpack
 from neurojax.nn.config import BITLINEAR_NORM_EPS, ModelConfig
 from neurojax.nn.norm import RMSNorm
+from neurojax.nn.quantizers import resolve_quantizer
 from neurojax.quant import absmax_int8, spike_count_ste, ternary_codes
 
 QUANTIZED = "quantized"
@@ -42,6 +44,10 @@ class BitLinear(nn.Module):
     counts `q = round(y / V_th)` (clipped to `+-spike_clip` if set), `V_th = mean|y| / spike_k`,
     and the output is `(q @ codes.T) * V_th / s_w`: a sum of ternary weights over events.
     The counts are sown in the `SPIKE_COUNTS` collection when it is mutable.
+
+    With `quantizer` (a registered activation quantizer bound to the config, `ModelConfig.quantizer`,
+    see `neurojax.nn.quantizers`), its codes `(q, step)` replace both built-in codings and the output
+    is `(q @ codes.T) * step / s_w`.
     """
 
     features: int
@@ -50,13 +56,26 @@ class BitLinear(nn.Module):
     spike_k: Optional[float] = None
     spike_clip: Optional[int] = None
 
+    # A registered activation quantizer `y -> (q, step)` (`neurojax.nn.quantizers`) replacing the
+    # built-in absmax / spike coding; None: the built-in path (what `spike_k` selects).
+    quantizer: Optional[Callable] = None
+
     @classmethod
     def of(cls, config: ModelConfig, features: int, name: str) -> "BitLinear":
-        """The BitLinear a model with `config` uses (its precision, init and activation coding)."""
-        return cls(features, config.full_precision, config.init_std, config.spike_k, config.spike_clip, name=name)
+        """The BitLinear a model with `config` uses (its precision, init and activation coding).
+
+        The built-in quantizers ("absmax_int8", "spike") run BitLinear's own exact path; any other
+        `config.quantizer` is looked up in `QUANTIZERS` and bound to `config`."""
+        quantizer = None
+        if config.quantizer_name not in ("absmax_int8", "spike"):
+            quantizer = functools.partial(resolve_quantizer(config), config=config)
+        return cls(features, config.full_precision, config.init_std, config.spike_k, config.spike_clip,
+                   quantizer, name=name)
 
     def _quantize_input(self, y):
-        """`(q, s)`: integer-valued input codes and their per-token scale (`s_x` or `V_th`)."""
+        """`(q, s)`: integer-valued input codes and their per-token scale (`s_x`, `V_th` or the quantizer's step)."""
+        if self.quantizer is not None:
+            return self.quantizer(y)
         if self.spike_k is None:
             return absmax_int8(y)
         q, v_th = spike_count_ste(y, self.spike_k, self.spike_clip)
@@ -67,7 +86,8 @@ class BitLinear(nn.Module):
     def _rescale(self, acc, s, s_w):
         # An explicit reciprocal for absmax: XLA rewrites `acc / scale` into this anyway, so
         # writing it out makes the result the same in every program (and in NumPy oracles).
-        return acc * (s / s_w) if self.spike_k is not None else acc * (1.0 / (s * s_w))
+        step_scale = self.spike_k is not None or self.quantizer is not None
+        return acc * (s / s_w) if step_scale else acc * (1.0 / (s * s_w))
 
     @nn.compact
     def __call__(self, x: Float[Array, "... d_in"]) -> Float[Array, "... d_out"]:
@@ -76,13 +96,13 @@ class BitLinear(nn.Module):
         if self.has_variable(QUANTIZED, "packed"):
             packed = PackedTernary(self.get_variable(QUANTIZED, "packed"))
             s_w = self.get_variable(QUANTIZED, "scale")
-            if self.spike_k is None:
+            if self.spike_k is None and self.quantizer is None:
                 # Inference: fused norm + int8 codes (the same codes and scales as
                 # absmax_int8 below), then int8 x packed ternary -> int32.
                 q8, s_x = rmsnorm_quant(x, norm.variables["params"]["weight"], BITLINEAR_NORM_EPS)
                 return self._rescale(ternary_matmul(q8, packed).astype(jnp.float32), s_x, s_w)
             q, v_th = self._quantize_input(y)
-            if self.spike_clip is not None and self.spike_clip <= 127:  # counts fit int8
+            if self.quantizer is None and self.spike_clip is not None and self.spike_clip <= 127:  # counts fit int8
                 acc = ternary_matmul(q.astype(jnp.int8), packed).astype(jnp.float32)
             else:
                 acc = q @ unpack(packed, x.shape[-1]).astype(jnp.float32).T

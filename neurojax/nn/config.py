@@ -53,6 +53,13 @@ class ModelConfig:
     # counts round(y / V_th), V_th = mean|y| / spike_k, clipped to +-spike_clip if set.
     spike_k: Optional[float] = None
     spike_clip: Optional[int] = None
+    # Registry choices (neurojax.nn.registry). None means the default, so the configs of runs
+    # written before these fields existed compare equal on resume:
+    linear: Optional[str] = None  # LINEARS name; None: "bitlinear"
+    quantizer: Optional[str] = None  # QUANTIZERS name for BitLinear inputs; None: "spike" if spike_k else "absmax_int8"
+    neuron: Optional[str] = None  # NEURONS name read by the "neuron" quantizer; None: "if"
+    neuron_steps: Optional[int] = None  # time steps of the "neuron" quantizer's rate code; None: 8
+    attention_window: Optional[int] = None  # keys seen by the "swa" token mixer; None: 64
 
     def __post_init__(self):
         for name in ("vocab_size", "d_model", "num_layers", "num_heads"):
@@ -70,6 +77,58 @@ class ModelConfig:
                                 f"got spike_clip={self.spike_clip}, spike_k={self.spike_k}")
         if self.rms_norm_eps < 0:
             raise NeurojaxError(f"model.rms_norm_eps must be >= 0, got {self.rms_norm_eps}")
+        for name in ("neuron_steps", "attention_window"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise NeurojaxError(f"model.{name} must be a positive int or None, got {v!r}")
+        self._check_linear_choice()
+
+    def _check_linear_choice(self) -> None:
+        """Refuse combinations of the built-in linear layers and quantizers that would be ignored."""
+        linear, quantizer = self.linear_name, self.quantizer_name
+        if linear == "spike" and self.spike_k is None:
+            raise NeurojaxError("model.linear='spike' spike-codes every projection input: set model.spike_k")
+        if linear != "bitlinear" and self.full_precision:
+            raise NeurojaxError(f"model.full_precision applies to model.linear='bitlinear' only, got "
+                                f"linear={linear!r} (which is already full precision)")
+        if linear == "full_precision" and self.spike_k is not None:
+            raise NeurojaxError("model.spike_k with model.linear='full_precision': use model.linear='spike'")
+        if linear != "bitlinear" and self.quantizer is not None:
+            raise NeurojaxError(f"model.quantizer={self.quantizer!r} applies to model.linear='bitlinear' only, "
+                                f"got linear={linear!r}")
+        if quantizer == "spike" and self.spike_k is None:
+            raise NeurojaxError("model.quantizer='spike' needs model.spike_k (V_th = mean|x| / spike_k)")
+        if self.spike_k is not None and quantizer == "absmax_int8":
+            raise NeurojaxError("model.spike_k is set but model.quantizer='absmax_int8' ignores it")
+        if self.spike_clip is not None and quantizer not in ("spike", None) and linear == "bitlinear":
+            raise NeurojaxError(f"model.spike_clip bounds the 'spike' quantizer's counts, not {quantizer!r}")
+        if (self.neuron is not None or self.neuron_steps is not None) and quantizer != "neuron":
+            raise NeurojaxError(f"model.neuron / model.neuron_steps are read by model.quantizer='neuron' only, "
+                                f"got quantizer={quantizer!r}")
+
+    @property
+    def linear_name(self) -> str:
+        """The resolved `linear` choice."""
+        return "bitlinear" if self.linear is None else self.linear
+
+    @property
+    def quantizer_name(self) -> str:
+        """The resolved BitLinear input quantizer (`spike_k` alone selects "spike", as before)."""
+        if self.quantizer is not None:
+            return self.quantizer
+        return "spike" if self.spike_k is not None else "absmax_int8"
+
+    @property
+    def ternary(self) -> bool:
+        """Whether the projections are ternary BitLinears (what packing and the integer model need)."""
+        return self.linear_name == "bitlinear" and not self.full_precision
+
+    @property
+    def builtin_integer_path(self) -> bool:
+        """Whether this architecture is the one the integer model / emulator implement:
+        MLGRU + GLU over ternary BitLinears with absmax int8 inputs."""
+        return (self.token_mixer, self.channel_mixer, self.linear_name, self.quantizer_name) == (
+            "mlgru", "glu", "bitlinear", "absmax_int8") and not self.full_precision
 
     @property
     def ffn_size(self) -> int:

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from neurojax.nn.bitlinear import BitLinear
+from neurojax.nn.linear_layers import make_linear
 from neurojax.nn.config import ModelConfig
 from neurojax.nn.mlgru import TAPS
 from neurojax.nn.registry import CHANNEL_MIXERS
@@ -22,9 +22,9 @@ class GLU(nn.Module):
     @nn.compact
     def __call__(self, x: Float[Array, "... d"]) -> Float[Array, "... d"]:
         cfg = self.config
-        y = BitLinear.of(cfg, 2 * cfg.ffn_size, "gate_proj")(x)
+        y = make_linear(cfg, 2 * cfg.ffn_size, "gate_proj")(x)
         gate, up = jnp.split(y, 2, axis=-1)
-        out = BitLinear.of(cfg, cfg.d_model, "down_proj")(jax.nn.silu(gate) * up)
+        out = make_linear(cfg, cfg.d_model, "down_proj")(jax.nn.silu(gate) * up)
         self.sow(TAPS, "gate_up", y)
         self.sow(TAPS, "out", out)
         return out

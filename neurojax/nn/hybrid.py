@@ -24,11 +24,13 @@ from jaxtyping import Array, Float, Int
 
 from neurojax.errors import NeurojaxError
 from neurojax.nn.hybrid_config import HybridConfig
+from neurojax.nn.linear import Linear
 from neurojax.nn.linear_attention import GatedLinearAttention
 from neurojax.nn.mlgru import TAPS
 from neurojax.nn.norm import RMSNorm
 from neurojax.nn.params import leaf_count, model_abstract_params, model_init_params, one_token_step
 from neurojax.nn.sliding_window import SlidingWindowAttention, SWAState
+from neurojax.nn.swiglu import SwiGLU
 
 MIXERS = {"gla": GatedLinearAttention, "swa": SlidingWindowAttention}
 
@@ -74,22 +76,6 @@ def _check_state(config: HybridConfig, state: Any, batch_size: int) -> HybridSta
             raise NeurojaxError(f"state leaf {i} has shape {tuple(jnp.shape(g))}, expected {tuple(e.shape)} "
                                 f"(batch {batch_size}, layers {kinds})")
     return state
-
-
-class SwiGLU(nn.Module):
-    """`down_proj(silu(gate_proj(x)) * up_proj(x))`, no biases."""
-
-    config: HybridConfig
-
-    @nn.compact
-    def __call__(self, x: Float[Array, "... d"]) -> Float[Array, "... d"]:
-        cfg = self.config
-        init = nn.initializers.normal(cfg.init_std)
-        gate = nn.Dense(cfg.intermediate_size, use_bias=False, kernel_init=init, name="gate_proj")(x)
-        up = nn.Dense(cfg.intermediate_size, use_bias=False, kernel_init=init, name="up_proj")(x)
-        h = jax.nn.silu(gate) * up
-        self.sow(TAPS, "down_in", h)
-        return nn.Dense(cfg.d_model, use_bias=False, kernel_init=init, name="down_proj")(h)
 
 
 class HybridBlock(nn.Module):
@@ -145,8 +131,7 @@ class HybridLM(nn.Module):
         if cfg.tie_embeddings:
             logits = embed.attend(x)
         else:
-            logits = nn.Dense(cfg.vocab_size, use_bias=False, kernel_init=nn.initializers.normal(cfg.init_std),
-                              name="lm_head")(x)
+            logits = Linear(cfg.vocab_size, cfg.init_std, name="lm_head")(x)
         self.sow(TAPS, "logits", logits)
         return logits, HybridState(offset + t, tuple(new_layers))
 

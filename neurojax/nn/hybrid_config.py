@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 from neurojax.errors import NeurojaxError
 from neurojax.nn.config import config_from_dict
+from neurojax.nn.linear import check_spike_fields
+from neurojax.nn.rope import RopeScaling, normalize_rope_scaling
 
 LAYER_KINDS = ("gla", "swa")
 
@@ -52,6 +54,11 @@ class HybridConfig:
     # The sequence budget: the longest prompt + generation the model is run on (None: no
     # bound). A window larger than it would be a cache that can never fill: refused.
     max_seq_len: Optional[int] = None
+    # HF `rope_scaling` of the SWA layers' RoPE (see neurojax.nn.rope), e.g. kept from a converted teacher.
+    rope_scaling: RopeScaling = None
+    # SpikingBrain spike coding of the projection inputs (q/k/v/decay/o, MLP gate/up; None: off).
+    spike_k: Optional[float] = None
+    spike_clip: Optional[int] = None
 
     def __post_init__(self):
         for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim",
@@ -76,6 +83,8 @@ class HybridConfig:
             if self.window > self.max_seq_len:
                 raise NeurojaxError(f"hybrid.window={self.window} is larger than the sequence budget "
                                     f"hybrid.max_seq_len={self.max_seq_len}; use window <= max_seq_len")
+        object.__setattr__(self, "rope_scaling", normalize_rope_scaling(self.rope_scaling, "hybrid.rope_scaling"))
+        check_spike_fields(self.spike_k, self.spike_clip, "hybrid")
         pattern = self.layer_pattern
         if isinstance(pattern, str) or not isinstance(pattern, (tuple, list)) or not pattern:
             raise NeurojaxError(f"hybrid.layer_pattern must be a non-empty tuple of {LAYER_KINDS}, got {pattern!r}")
@@ -101,6 +110,7 @@ class HybridConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["layer_pattern"] = list(self.layer_pattern)
+        d["rope_scaling"] = None if self.rope_scaling is None else dict(self.rope_scaling)
         return d
 
     @classmethod

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from neurojax.nn.hybrid_config import HybridConfig
+from neurojax.nn.linear import Linear
 from neurojax.nn.mlgru import TAPS
 from neurojax.nn.norm import RMSNorm
 
@@ -75,13 +76,13 @@ class GatedLinearAttention(nn.Module):
         cfg = self.config
         b, t, _ = x.shape
         kh, g_, dh = cfg.num_kv_heads, cfg.num_groups, cfg.head_dim
-        init = nn.initializers.normal(cfg.init_std)
-        dense = lambda n, name, bias: nn.Dense(n, use_bias=bias, kernel_init=init, name=name)  # noqa: E731
+        dense = lambda n, name, bias: Linear(n, cfg.init_std, bias, cfg.spike_k, cfg.spike_clip, name=name)  # noqa: E731
         self.sow(TAPS, "in", x)
         q = jax.nn.relu(dense(cfg.num_heads * dh, "q_proj", cfg.qkv_bias)(x)).reshape(b, t, kh, g_, dh)
         k = jax.nn.relu(dense(kh * dh, "k_proj", cfg.qkv_bias)(x)).reshape(b, t, kh, dh)
         v = dense(kh * dh, "v_proj", cfg.qkv_bias)(x).reshape(b, t, kh, dh)
-        gk = dense(kh * dh, "gk_proj_1", True)(dense(cfg.decay_rank, "gk_proj_0", False)(x))
+        # The low-rank decay's inner projection reads a rank-r latent, not an activation: never coded.
+        gk = Linear(kh * dh, cfg.init_std, True, name="gk_proj_1")(dense(cfg.decay_rank, "gk_proj_0", False)(x))
         g = (jax.nn.log_sigmoid(gk) / cfg.decay_normalizer).reshape(b, t, kh, dh)
         o, state = gla_recurrence(q, k, v, g, state, dh ** -0.5)
         o = RMSNorm(cfg.gla_norm_eps, name="g_norm")(o.reshape(b, t, cfg.num_heads, dh))

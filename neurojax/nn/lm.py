@@ -16,8 +16,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from neurojax.nn import glu as _glu  # noqa: F401  (registers "glu")
+from neurojax.nn import mixers as _mixers  # noqa: F401  (registers "linear_attention", "swa", "softmax", "swiglu")
 from neurojax.nn import mlgru as _mlgru  # noqa: F401  (registers "mlgru")
-from neurojax.nn.bitlinear import BitLinear
+from neurojax.nn.linear_layers import make_linear
 from neurojax.nn.config import ModelConfig
 from neurojax.nn.mlgru import TAPS, lower_bounds
 from neurojax.nn.norm import RMSNorm
@@ -35,10 +36,10 @@ class Block(nn.Module):
     @nn.compact
     def __call__(self, x, state, mask=None, lower_bound=None):
         cfg = self.config
-        mixer = TOKEN_MIXERS.get(cfg.token_mixer)(config=cfg, layer_index=self.layer_index, name="attn")
+        mixer = TOKEN_MIXERS.resolve(cfg.token_mixer)(config=cfg, layer_index=self.layer_index, name="attn")
         h, state = mixer(RMSNorm(cfg.rms_norm_eps, name="attn_norm")(x), state, mask, lower_bound)
         r = x + h
-        mlp = CHANNEL_MIXERS.get(cfg.channel_mixer)(config=cfg, name="mlp")
+        mlp = CHANNEL_MIXERS.resolve(cfg.channel_mixer)(config=cfg, name="mlp")
         out = r + mlp(RMSNorm(cfg.rms_norm_eps, name="mlp_norm")(r))
         self.sow(TAPS, "resid_mid", r)
         self.sow(TAPS, "resid_out", out)
@@ -47,7 +48,7 @@ class Block(nn.Module):
 
 def initial_state(config: ModelConfig, batch_size: int) -> State:
     """Zero recurrent state for every layer (what a fresh sequence starts from)."""
-    mixer = TOKEN_MIXERS.get(config.token_mixer)
+    mixer = TOKEN_MIXERS.resolve(config.token_mixer)
     return tuple(mixer.initial_state(config, batch_size) for _ in range(config.num_layers))
 
 
@@ -77,7 +78,7 @@ class MatMulFreeLM(nn.Module):
             x, s = Block(cfg, l, name=f"layers_{l}")(x, state[l], mask, None if lbs is None else lbs[l])
             new_state.append(s)
         x = RMSNorm(cfg.rms_norm_eps, name="norm")(x)
-        logits = BitLinear.of(cfg, cfg.vocab_size, "lm_head")(x)
+        logits = make_linear(cfg, cfg.vocab_size, "lm_head")(x)
         self.sow(TAPS, "logits", logits)
         return logits, tuple(new_state)
 

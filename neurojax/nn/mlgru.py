@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from neurojax.kernels.linear_recurrence import linear_recurrence
-from neurojax.nn.bitlinear import BitLinear
+from neurojax.nn.linear_layers import make_linear
 from neurojax.nn.config import ModelConfig
 from neurojax.nn.norm import RMSNorm
 from neurojax.nn.registry import TOKEN_MIXERS
@@ -48,7 +48,7 @@ class MLGRU(nn.Module):
         lower_bound: Optional[Float[Array, "d"]] = None,
     ) -> tuple[Float[Array, "B T d"], Float[Array, "B d"]]:
         cfg = self.config
-        proj = lambda name: BitLinear.of(cfg, cfg.d_model, name)  # noqa: E731
+        proj = lambda name: make_linear(cfg, cfg.d_model, name)  # noqa: E731
         i = proj("i_proj")(x)
         f_pre = proj("f_proj")(x)
         f = jax.nn.sigmoid(f_pre)

@@ -58,7 +58,7 @@ def weight_memory_bits(config: ModelConfig, float_bits: int = 32) -> dict[str, i
 
     Ternary projection weights count `TERNARY_BITS_PACKED` bits each plus one
     float scale per tensor; everything else (embedding, norms, lower bounds, and
-    every projection when `config.full_precision`) counts `float_bits`.
+    every projection when `config.full_precision` or a non-ternary `config.linear`) counts `float_bits`.
     Returns `{"projection": ..., "other": ..., "total": ...}`.
     """
     flat = flax.traverse_util.flatten_dict(abstract_params(config))
@@ -66,7 +66,7 @@ def weight_memory_bits(config: ModelConfig, float_bits: int = 32) -> dict[str, i
     for path, leaf in flat.items():
         n = int(np.prod(leaf.shape))
         if _is_projection_weight(path, leaf):
-            proj += n * float_bits if config.full_precision else n * TERNARY_BITS_PACKED + float_bits
+            proj += n * TERNARY_BITS_PACKED + float_bits if config.ternary else n * float_bits
         else:
             other += n * float_bits
     return {"projection": proj, "other": other, "total": proj + other}
@@ -79,9 +79,9 @@ def inference_variables(model: Any, params: Any) -> dict:
     `model.apply` on it computes the same integer products as on `{"params": params}`
     (logits equal to float round-off) without re-ternarizing each step, holding 2 bits instead of 32 per weight
     (`packed` uint8 `[K4, out]`, see `neurojax.kernels.ternary_matmul.pack`).
-    Full-precision models are returned unchanged.
+    Models without ternary projections (`ModelConfig.ternary` false) are returned unchanged.
     """
-    if model.config.full_precision:
+    if not model.config.ternary:  # full precision, or a linear layer other than "bitlinear"
         return {"params": params}
     # Jitted, so the scales come from the same compiled reductions as a jitted latent forward.
     collect = jax.jit(lambda p: model.apply({"params": p}, jnp.zeros((1, 1), jnp.int32), mutable=[QUANTIZED])[1])

@@ -24,7 +24,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from neurojax.nn.hybrid_config import HybridConfig
+from neurojax.nn.linear import Linear
 from neurojax.nn.mlgru import TAPS
+from neurojax.nn.rope import apply_rope, rope_cos_sin
 
 
 class SWAState(NamedTuple):
@@ -32,21 +34,6 @@ class SWAState(NamedTuple):
 
     k: Float[Array, "B W K D"]
     v: Float[Array, "B W K D"]
-
-
-def rope_cos_sin(positions: Int[Array, "T"], head_dim: int, theta: float) -> tuple[Float[Array, "T D"], Float[Array, "T D"]]:
-    """Rotary tables in the rotate-half (Llama / Qwen) layout: angle `p * theta^(-2i/D)` on channels i and i + D/2."""
-    inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
-    ang = positions.astype(jnp.float32)[:, None] * inv_freq[None, :]
-    ang = jnp.concatenate([ang, ang], axis=-1)
-    return jnp.cos(ang), jnp.sin(ang)
-
-
-def apply_rope(x: Float[Array, "B T H D"], cos: Float[Array, "T D"], sin: Float[Array, "T D"]) -> Float[Array, "B T H D"]:
-    """`x * cos + rotate_half(x) * sin`, rotate_half(x) = [-x2, x1]."""
-    x1, x2 = jnp.split(x, 2, axis=-1)
-    rot = jnp.concatenate([-x2, x1], axis=-1)
-    return x * cos[None, :, None, :] + rot * sin[None, :, None, :]
 
 
 def sliding_window_mask(q_pos: Int[Array, "Tq"], k_pos: Int[Array, "Tk"], window: int) -> Bool[Array, "Tq Tk"]:
@@ -139,13 +126,12 @@ class SlidingWindowAttention(nn.Module):
         cfg = self.config
         b, t, _ = x.shape
         kh, g_, dh = cfg.num_kv_heads, cfg.num_groups, cfg.head_dim
-        init = nn.initializers.normal(cfg.init_std)
-        dense = lambda n, name, bias: nn.Dense(n, use_bias=bias, kernel_init=init, name=name)  # noqa: E731
+        dense = lambda n, name, bias: Linear(n, cfg.init_std, bias, cfg.spike_k, cfg.spike_clip, name=name)  # noqa: E731
         self.sow(TAPS, "in", x)
         q = dense(cfg.num_heads * dh, "q_proj", cfg.qkv_bias)(x).reshape(b, t, cfg.num_heads, dh)
         k = dense(kh * dh, "k_proj", cfg.qkv_bias)(x).reshape(b, t, kh, dh)
         v = dense(kh * dh, "v_proj", cfg.qkv_bias)(x).reshape(b, t, kh, dh)
-        cos, sin = rope_cos_sin(offset + jnp.arange(t, dtype=jnp.int32), dh, cfg.rope_theta)
+        cos, sin = rope_cos_sin(offset + jnp.arange(t, dtype=jnp.int32), dh, cfg.rope_theta, cfg.rope_scaling)
         q = apply_rope(q, cos, sin).reshape(b, t, kh, g_, dh)
         k = apply_rope(k, cos, sin)
         attend = swa_decode if t == 1 else swa_sequence

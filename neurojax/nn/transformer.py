@@ -6,7 +6,7 @@
         x = r + down_proj(silu(gate_proj(h')) * up_proj(h'))                     h' = rms(r; post_attention_layernorm)
     logits = lm_head(rms(x; norm))          (embed_tokens^T when tie_embeddings)
 
-No biases anywhere. Parameter names and layouts mirror a HF LLaMA checkpoint, as the MatMul-free
+No biases, except on q/k/v when `qkv_bias` (Qwen2). Parameter names and layouts mirror a HF LLaMA checkpoint, as the MatMul-free
 LM's mirror MMfreeLM's: `layers_{l}/self_attn/{q,k,v,o}_proj/weight` and
 `layers_{l}/mlp/{gate,up,down}_proj/weight` are `[out, in]` (PyTorch layout, `y = x @ W.T`),
 `layers_{l}/{input,post_attention}_layernorm/weight`, `norm/weight`, `lm_head/weight [V, d]`
@@ -39,7 +39,10 @@ from neurojax.errors import NeurojaxError
 from neurojax.nn.mlgru import TAPS
 from neurojax.nn.norm import RMSNorm
 from neurojax.nn.params import leaf_count, model_abstract_params, model_init_params, one_token_step
-from neurojax.nn.sliding_window import apply_rope, grouped_attention, rope_cos_sin
+from neurojax.nn.linear import Linear
+from neurojax.nn.rope import apply_rope, rope_cos_sin
+from neurojax.nn.sliding_window import grouped_attention
+from neurojax.nn.swiglu import SwiGLU
 from neurojax.nn.transformer_config import TransformerConfig
 
 
@@ -105,18 +108,6 @@ def _check_state(config: TransformerConfig, state: Any, batch_size: int, chunk: 
     return state
 
 
-class Linear(nn.Module):
-    """`y = x @ weight.T`, `weight [out, in]` (PyTorch layout), no bias, normal(0, init_std) init."""
-
-    features: int
-    init_std: float = 0.02
-
-    @nn.compact
-    def __call__(self, x: Float[Array, "... n_in"]) -> Float[Array, "... n_out"]:
-        w = self.param("weight", nn.initializers.normal(self.init_std), (self.features, x.shape[-1]), jnp.float32)
-        return jnp.einsum("...i,oi->...o", x, w)
-
-
 class Attention(nn.Module):
     """Grouped-query causal self-attention with RoPE, reading and extending a KV cache."""
 
@@ -134,12 +125,13 @@ class Attention(nn.Module):
         cfg = self.config
         b, t, _ = x.shape
         kh, g, dh = cfg.num_kv_heads, cfg.num_groups, cfg.attention_head_dim
+        dense = lambda n, name, bias: Linear(n, cfg.init_std, bias, cfg.spike_k, cfg.spike_clip, name=name)  # noqa: E731
         self.sow(TAPS, "in", x)
-        q = Linear(cfg.num_heads * dh, cfg.init_std, name="q_proj")(x).reshape(b, t, cfg.num_heads, dh)
-        k = Linear(kh * dh, cfg.init_std, name="k_proj")(x).reshape(b, t, kh, dh)
-        v = Linear(kh * dh, cfg.init_std, name="v_proj")(x).reshape(b, t, kh, dh)
+        q = dense(cfg.num_heads * dh, "q_proj", cfg.qkv_bias)(x).reshape(b, t, cfg.num_heads, dh)
+        k = dense(kh * dh, "k_proj", cfg.qkv_bias)(x).reshape(b, t, kh, dh)
+        v = dense(kh * dh, "v_proj", cfg.qkv_bias)(x).reshape(b, t, kh, dh)
         # Per-row positions: rope tables [B*T, D] applied row by row.
-        cos, sin = rope_cos_sin(positions.reshape(-1), dh, cfg.rope_theta)
+        cos, sin = rope_cos_sin(positions.reshape(-1), dh, cfg.rope_theta, cfg.rope_scaling)
         cos, sin = cos.reshape(b, t, dh), sin.reshape(b, t, dh)
         rope = jax.vmap(apply_rope, in_axes=(0, 0, 0))
         q = rope(q[:, None], cos, sin)[:, 0].reshape(b, t, kh, g, dh)
@@ -152,22 +144,7 @@ class Attention(nn.Module):
             values = jax.lax.dynamic_update_slice(cache.v, v, (zero, start, zero, zero))
         o = grouped_attention(q, keys, values, visible).reshape(b, t, cfg.num_heads * dh)
         self.sow(TAPS, "o_in", o)
-        return Linear(cfg.d_model, cfg.init_std, name="o_proj")(o), KVCache(keys, values)
-
-
-class SwiGLU(nn.Module):
-    """`down_proj(silu(gate_proj(x)) * up_proj(x))`, no biases."""
-
-    config: TransformerConfig
-
-    @nn.compact
-    def __call__(self, x: Float[Array, "... d"]) -> Float[Array, "... d"]:
-        cfg = self.config
-        gate = Linear(cfg.intermediate_size, cfg.init_std, name="gate_proj")(x)
-        up = Linear(cfg.intermediate_size, cfg.init_std, name="up_proj")(x)
-        h = jax.nn.silu(gate) * up
-        self.sow(TAPS, "down_in", h)
-        return Linear(cfg.d_model, cfg.init_std, name="down_proj")(h)
+        return dense(cfg.d_model, "o_proj", False)(o), KVCache(keys, values)
 
 
 class TransformerBlock(nn.Module):

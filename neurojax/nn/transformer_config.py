@@ -13,12 +13,16 @@ checkpoints need; a checkpoint importer maps `config.json` onto them:
 | `rope_theta`, `rms_norm_eps` | `rope_theta`, `rms_norm_eps` |
 | `tie_embeddings` | `tie_word_embeddings` |
 | `max_seq_len` | `max_position_embeddings` (here also the default KV-cache length and a hard bound) |
+| `qkv_bias` | `model_type` `qwen2` (biases on q/k/v); false for `llama` |
+| `rope_scaling` | `rope_scaling` (`linear`, `llama3`; see `neurojax.nn.rope`) |
 """
 import dataclasses
 from typing import Any, Optional
 
 from neurojax.errors import NeurojaxError
 from neurojax.nn.config import config_from_dict
+from neurojax.nn.linear import check_spike_fields
+from neurojax.nn.rope import RopeScaling, normalize_rope_scaling
 
 
 def _positive_int(value: Any) -> bool:
@@ -31,7 +35,7 @@ class TransformerConfig:
 
     Query head h reads kv head `h // (num_heads // num_kv_heads)` (HF `repeat_kv`); RoPE uses the
     rotate-half layout with angle `p * rope_theta^(-2i / head_dim)` on channels i and
-    i + head_dim/2 (HF LLaMA, `rope_scaling` null). Everything runs in float32.
+    i + head_dim/2 (HF LLaMA; `rope_scaling` as in `neurojax.nn.rope`). Everything runs in float32.
     """
 
     vocab_size: int
@@ -46,6 +50,13 @@ class TransformerConfig:
     max_seq_len: int = 2048
     head_dim: Optional[int] = None
     init_std: float = 0.02
+    # Bias on the q/k/v projections (Qwen2 has them; LLaMA does not).
+    qkv_bias: bool = False
+    # HF `rope_scaling` (None, or a supported type: see neurojax.nn.rope).
+    rope_scaling: RopeScaling = None
+    # SpikingBrain spike coding of the projection inputs (q/k/v/o, MLP gate/up; None: off).
+    spike_k: Optional[float] = None
+    spike_clip: Optional[int] = None
 
     def __post_init__(self):
         for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_seq_len"):
@@ -64,8 +75,11 @@ class TransformerConfig:
         if self.attention_head_dim % 2:
             raise NeurojaxError(f"the attention head size must be even (RoPE rotates pairs), got "
                                 f"{self.attention_head_dim}")
-        if not isinstance(self.tie_embeddings, bool):
-            raise NeurojaxError(f"transformer.tie_embeddings must be True or False, got {self.tie_embeddings!r}")
+        for name in ("tie_embeddings", "qkv_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise NeurojaxError(f"transformer.{name} must be True or False, got {getattr(self, name)!r}")
+        object.__setattr__(self, "rope_scaling", normalize_rope_scaling(self.rope_scaling, "transformer.rope_scaling"))
+        check_spike_fields(self.spike_k, self.spike_clip, "transformer")
         for name, low in (("rope_theta", "> 0"), ("rms_norm_eps", ">= 0"), ("init_std", ">= 0")):
             value = getattr(self, name)
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
@@ -87,7 +101,9 @@ class TransformerConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["rope_scaling"] = None if self.rope_scaling is None else dict(self.rope_scaling)
+        return d
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":

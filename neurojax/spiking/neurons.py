@@ -80,6 +80,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from neurojax.errors import NeurojaxError
+from neurojax.nn.registry import NEURONS
 from neurojax.quant.fixed import (
     FxFormat,
     mul_shift,
@@ -914,6 +915,11 @@ class SigmaDelta(_SpikingBase):
     def fixed_options(self) -> FixedSigmaDeltaOptions:
         return FixedSigmaDeltaOptions(act=self.act, cum_error=self.cum_error, integrate=self.integrate)
 
+
+# The built-in neurons, by name, for `ModelConfig.neuron` (registry `neurojax.nn.registry.NEURONS`,
+# which imports this module on its first lookup).
+for _name, _cls in (("lif", LIF), ("adaptive_lif", AdaptiveLIF), ("if", IF), ("sigma_delta", SigmaDelta)):
+    NEURONS.register(_name)(_cls)
 
 __all__ = [
     "A_MAX",

@@ -10,6 +10,8 @@ from neurojax.tables import neuromorphic as _neuromorphic  # noqa: F401
 from neurojax.tables import spiking_sparsity as _spiking_sparsity  # noqa: F401
 from neurojax.tables import hybrid_scaling as _hybrid_scaling  # noqa: F401
 from neurojax.tables import transformer_baseline as _transformer_baseline  # noqa: F401
+from neurojax.tables import hybrid_conversion as _hybrid_conversion  # noqa: F401
+from neurojax.tables import smollm2 as _smollm2  # noqa: F401
 from neurojax.tables.registry import TABLES, Table, TableContext, register_table
 from neurojax.tables.report import table_markdown, write_csv, write_report
 

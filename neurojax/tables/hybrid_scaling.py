@@ -17,7 +17,7 @@ The preset is `hybrid_tiny` (`ctx.preset` "tiny", the default), `hybrid_micro` (
 import os
 import statistics
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -81,13 +81,17 @@ def variant_workdir(ctx: TableContext, variant: str) -> str:
     return os.path.join(ctx.workdir, f"{table_preset(ctx)}_{variant}")
 
 
-def make_prefill(model: HybridLM, length: int, chunk: int):
-    """Jitted `prefill(params, tokens [1, length]) -> last-position logits [1, V]`, chunk by chunk."""
+def make_prefill(model, length: int, chunk: int, initial_state: Optional[Callable] = None):
+    """Jitted `prefill(params, tokens [B, length]) -> (last-position logits [B, V], state)`, chunk by chunk.
+
+    `model` is any neurojax LM whose `apply(variables, tokens, state)` continues from a state;
+    `initial_state(batch)` makes the empty one (default: the hybrid's)."""
     full, rest = divmod(length, chunk)
+    initial_state = initial_state or (lambda b: hybrid_initial_state(model.config, b))
 
     def prefill(params, tokens):
         b = tokens.shape[0]
-        state = hybrid_initial_state(model.config, b)
+        state = initial_state(b)
         logits = None
         if full:
             chunks = tokens[:, :full * chunk].reshape(b, full, chunk).transpose(1, 0, 2)
@@ -101,21 +105,29 @@ def make_prefill(model: HybridLM, length: int, chunk: int):
         if rest:
             out, state = model.apply({"params": params}, tokens[:, full * chunk:], state)
             logits = out[:, -1]
-        return logits
+        return logits, state
 
     return jax.jit(prefill)
 
 
-def time_prefill(config: HybridConfig, params, length: int, chunk: int, repeats: int) -> float:
-    """Median seconds of a batch-1 prefill of `length` tokens (compiled ahead of time, not timed)."""
-    tokens = jax.random.randint(jax.random.PRNGKey(length), (1, length), 0, config.vocab_size, jnp.int32)
-    compiled = make_prefill(HybridLM(config), length, min(chunk, length)).lower(params, tokens).compile()
-    times = []
+def measure_prefill(model, params, length: int, chunk: int, repeats: int,
+                    initial_state: Optional[Callable] = None) -> tuple[float, int]:
+    """(median seconds of a batch-1 prefill of `length` tokens, bytes of the decoding state it returns).
+
+    Compiled ahead of time (not timed); the state's bytes are those of the arrays the prefill produced."""
+    tokens = jax.random.randint(jax.random.PRNGKey(length), (1, length), 0, model.config.vocab_size, jnp.int32)
+    compiled = make_prefill(model, length, min(chunk, length), initial_state).lower(params, tokens).compile()
+    times, state = [], None
     for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(compiled(params, tokens))
+        _, state = jax.block_until_ready(compiled(params, tokens))
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), int(sum(x.nbytes for x in jax.tree_util.tree_leaves(state)))
+
+
+def time_prefill(config: HybridConfig, params, length: int, chunk: int, repeats: int) -> float:
+    """Median seconds of a batch-1 prefill of `length` tokens of the hybrid `config` (compiled ahead of time)."""
+    return measure_prefill(HybridLM(config), params, length, chunk, repeats)[0]
 
 
 def random_params(config: HybridConfig, seed: int = 0):

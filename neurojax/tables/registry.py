@@ -19,6 +19,7 @@ class TableContext:
     preset: str = "tiny"
     num_steps: Optional[int] = None  # None: the preset's config default
     data: Optional[str] = None  # None: the embedded corpus
+    zeroshot_data: Optional[str] = None  # directory of local zero-shot task files (<task>.jsonl)
     log: Callable[[str], None] = print
 
 
@@ -37,16 +38,22 @@ class TableSpec:
     name: str
     description: str
     build: Callable[[TableContext], "Table | list[Table]"]
+    default: bool = True  # built by a plain `reproduce`; False: only when named in --tables
+
+
+def default_tables() -> list[str]:
+    """Names of the tables a plain `reproduce` builds, in registration order."""
+    return [n for n in TABLES.names() if TABLES.get(n).default]
 
 
 TABLES: Registry = Registry("table")
 
 
-def register_table(name: str, description: str) -> Callable:
-    """Decorator: register `build(ctx) -> Table` under `name`."""
+def register_table(name: str, description: str, default: bool = True) -> Callable:
+    """Decorator: register `build(ctx) -> Table` under `name`; `default=False` builds it only by name."""
 
     def add(build: Callable[[TableContext], Table]) -> Callable[[TableContext], Table]:
-        TABLES.register(name)(TableSpec(name, description, build))
+        TABLES.register(name)(TableSpec(name, description, build, default))
         return build
 
     return add

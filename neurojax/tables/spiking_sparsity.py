@@ -96,7 +96,7 @@ def finetune(model, params, data, cfg, steps: int, seed: int):
     return params
 
 
-def _energy(stats: SpikeStats) -> tuple[float, float, float]:
+def energy_nj_per_token(stats: SpikeStats) -> tuple[float, float, float]:
     """nJ per token: spike-driven adds, fp16 MAC and int8 MAC baselines (45 nm constants)."""
     return (stats.synops_per_token * ENERGY_45NM["int8_add"] / 1e3,
             stats.macs_per_token * ENERGY_45NM["fp16_mac"] / 1e3,
@@ -118,7 +118,7 @@ def build(ctx: TableContext) -> list[Table]:
         stats_by_k[k] = (model, stats)
         ctx.log(f"[spiking] k={k:g}: sparsity {stats.sparsity:.3f}, bits/byte {bpb:.4f} (unspiked {plain:.4f})")
         rows.append([f"{k:g}", "no", stats.sparsity, stats.silent, stats.mean_steps, stats.spikes_per_channel, bpb,
-                     bpb / plain - 1, *_energy(stats)])
+                     bpb / plain - 1, *energy_nj_per_token(stats)])
     eligible = [k for k in K_VALUES if stats_by_k[k][1].sparsity >= TARGET_SPARSITY]
     # the paper's k if it is sparse enough, else the densest coding that still is
     chosen = PAPER_K if PAPER_K in eligible else (max(eligible) if eligible else min(K_VALUES))
@@ -128,7 +128,7 @@ def build(ctx: TableContext) -> list[Table]:
     bpb = evaluate_lm(model, {"params": tuned}, windows, data.byte_lengths)["bits_per_byte"]
     stats = spike_stats(model, tuned, windows[:STAT_BATCHES])
     rows.append([f"{chosen:g}", f"{FINETUNE_STEPS} steps", stats.sparsity, stats.silent, stats.mean_steps,
-                 stats.spikes_per_channel, bpb, bpb / plain - 1, *_energy(stats)])
+                 stats.spikes_per_channel, bpb, bpb / plain - 1, *energy_nj_per_token(stats)])
     met = stats.sparsity >= TARGET_SPARSITY and bpb / plain - 1 <= TARGET_LOSS
     layers = Table(
         name="spiking_sparsity_layers",

@@ -11,12 +11,15 @@ The `model` section describes a MatMul-free LM (`ModelConfig` fields) or, with
 `family="hybrid"`, the SpikingBrain-style hybrid (`HybridConfig` fields); see
 `neurojax.train.model_factory`, the one place that builds either.
 """
+import os
+
 import jax
 import ml_collections
 
 from neurojax.errors import NeurojaxError
 from neurojax.train.model_factory import AnyModelConfig, model_config, model_section
 from neurojax.train.sharding import mesh_section, mesh_shape
+from neurojax.train.workdir import CONFIG_FILE, OPTIONAL_SECTIONS
 
 
 def run_config(model_preset: str = "tiny") -> ml_collections.ConfigDict:
@@ -51,6 +54,46 @@ def run_config(model_preset: str = "tiny") -> ml_collections.ConfigDict:
     return cfg
 
 
+def add_continual_sections(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Add the `init` and `distill` sections (with their defaults, i.e. off) to `cfg`, in place.
+
+    - `init.params_from`: a workdir whose latest parameters start the run instead of a random
+      initialisation (shapes must match the model); `init.new_params_lr_scale` multiplies the
+      learning rate of the parameters that checkpoint marks as new (`meta["new_params"]`, written by
+      a conversion), e.g. to let freshly added gates move faster than reused weights.
+    - `distill.teacher`: a workdir whose model's logits the student matches with
+      `distill.kl_weight * T^2 * KL(teacher_T || student_T)` added to the LM loss (`T` =
+      `distill.temperature`; `neurojax.nn.loss.distillation_loss`).
+    """
+    for name, defaults in OPTIONAL_SECTIONS.items():
+        if name not in cfg:
+            cfg[name] = ml_collections.ConfigDict(dict(defaults))
+    return cfg
+
+
+def _check_optional_sections(cfg: ml_collections.ConfigDict) -> None:
+    init = {**OPTIONAL_SECTIONS["init"], **(cfg.init.to_dict() if "init" in cfg else {})}
+    distill = {**OPTIONAL_SECTIONS["distill"], **(cfg.distill.to_dict() if "distill" in cfg else {})}
+    for section, values in (("init", init), ("distill", distill)):
+        unknown = sorted(set(values) - set(OPTIONAL_SECTIONS[section]))
+        if unknown:
+            raise NeurojaxError(f"unknown {section} fields {unknown}; known: {sorted(OPTIONAL_SECTIONS[section])}")
+    for section, key in (("init", "params_from"), ("distill", "teacher")):
+        path = (init if section == "init" else distill)[key]
+        if not isinstance(path, str):
+            raise NeurojaxError(f"{section}.{key} must be a workdir path or '', got {path!r}")
+        if path and not os.path.isfile(os.path.join(path, CONFIG_FILE)):
+            raise NeurojaxError(f"{section}.{key}={path!r} is not a neurojax workdir (no {CONFIG_FILE})")
+    if not float(init["new_params_lr_scale"]) >= 0:
+        raise NeurojaxError(f"init.new_params_lr_scale must be >= 0, got {init['new_params_lr_scale']}")
+    if not float(distill["kl_weight"]) >= 0:
+        raise NeurojaxError(f"distill.kl_weight must be >= 0, got {distill['kl_weight']}")
+    if not float(distill["temperature"]) > 0:
+        raise NeurojaxError(f"distill.temperature must be > 0, got {distill['temperature']}")
+    if float(distill["kl_weight"]) > 0 and not distill["teacher"]:
+        raise NeurojaxError("distill.kl_weight > 0 needs distill.teacher (the workdir of the teacher model)")
+
+
 _POSITIVE = ("num_steps", "batch_size", "seq_len", "log_every", "eval_batches", "checkpoint_every",
              "keep_checkpoints")
 
@@ -78,4 +121,5 @@ def validate_run_config(cfg: ml_collections.ConfigDict) -> AnyModelConfig:
         raise NeurojaxError(f"train.weight_decay must be >= 0, got {t.weight_decay}")
     if "mesh" in cfg:
         mesh_shape(cfg.mesh.to_dict(), jax.device_count())
+    _check_optional_sections(cfg)
     return model

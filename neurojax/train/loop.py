@@ -24,6 +24,7 @@ from neurojax.train.metrics import MetricsLog, plot_losses
 from neurojax.train.model_factory import build_model, describe, train_state_initializer
 from neurojax.train.optim import make_optimizer
 from neurojax.train.sharding import batch_sharding, make_mesh, shard_batch, state_shardings, with_shardings
+from neurojax.train.start import load_start, load_teacher
 from neurojax.train.step import make_train_step
 from neurojax.train.workdir import claim_workdir
 
@@ -89,16 +90,18 @@ def train(
     """
     model, model_cfg = build_model(cfg)  # validates every section
     t = cfg.train
-    optimizer = make_optimizer(t)
+    start = load_start(cfg, model_cfg)
+    optimizer = make_optimizer(t, start.lr_multipliers)
     data = load_run_data(cfg)
     # The config as config.json stores it (JSON types: a tuple such as model.layer_pattern becomes a list),
     # so a resume compares like with like.
     record = json.loads(json.dumps(cfg.to_dict()))
     mesh = make_mesh(record.pop("mesh", None))  # how the run executes, not part of its identity
-    new_state = train_state_initializer(model, model_cfg, optimizer, t.seed, t.seq_len)
+    new_state = train_state_initializer(model, model_cfg, optimizer, t.seed, t.seq_len, start.params)
     abstract = jax.eval_shape(new_state)
     shardings = state_shardings(abstract, mesh)  # every divisibility check before anything is written
     batches = batch_sharding(mesh, t.batch_size)
+    distill = load_teacher(cfg, model_cfg, mesh)
     lead = is_lead()
     if lead:
         claim_workdir(workdir, record)  # only after every input check has passed
@@ -113,7 +116,7 @@ def train(
         state = jax.jit(new_state, out_shardings=shardings)()  # created sharded: no full copy on one device
         data_state = None
         log(f"new run in {workdir}: {model_cfg.num_layers} layers, d={model_cfg.d_model}, "
-            f"{describe(model_cfg)}, data {data.name}{_mesh_note(mesh)}")
+            f"{describe(model_cfg)}, data {data.name}{_mesh_note(mesh)}{start.note}")
     else:
         target = with_shardings(abstract, shardings)  # restored straight onto this run's mesh
         params, rest, meta = ckpt.restore(target["params"], _train_parts(target))
@@ -125,7 +128,10 @@ def train(
         metrics.truncate_after(latest)
         log(f"resumed {workdir} at step {latest}{_mesh_note(mesh)}")
     iterator = data.iterator(t.batch_size, t.seq_len, t.seed, data_state)
-    train_step = make_train_step(model, optimizer, shardings, batches)
+    train_step = make_train_step(model, optimizer, shardings, batches, distill)
+    if distill is not None:
+        log(f"distilling from {cfg.distill.teacher}: loss = LM + {distill.kl_weight:g} x KL at temperature "
+            f"{distill.temperature:g}")
 
     def save(step_now: int) -> None:
         meta = {"step": step_now, "data_state": iterator.state(), "data_fingerprint": data.fingerprint,
@@ -150,16 +156,18 @@ def train(
             state, m = train_step(state, shard_batch(next(iterator), batches))
             step += 1
             if step % t.log_every == 0 or step == end:
-                loss, grad_norm = (float(x) for x in jax.device_get((m["loss"], m["grad_norm"])))
+                values = {k: float(v) for k, v in jax.device_get(m).items()}
+                loss = values["loss"]
                 if not math.isfinite(loss):
                     raise NeurojaxError(f"loss became {loss} at step {step}; last checkpoint kept. "
                                         f"Lower train.learning_rate or check the data")
                 now = time.perf_counter()
                 tok_s = (step - window_step) * tokens_per_step / max(now - window_start, 1e-9)
                 window_start, window_step = now, step
-                metrics.write({"step": step, "loss": loss, "grad_norm": grad_norm, "tokens_per_s": tok_s})
+                metrics.write({"step": step, **values, "tokens_per_s": tok_s})
                 eta = (t.num_steps - step) * tokens_per_step / max(tok_s, 1e-9)
-                log(f"step {step}/{t.num_steps}  loss {loss:.4f}  {tok_s:,.0f} tok/s  ETA {_format_eta(eta)}")
+                parts = "".join(f"  {k} {values[k]:.4f}" for k in ("ce", "kl") if k in values)
+                log(f"step {step}/{t.num_steps}  loss {loss:.4f}{parts}  {tok_s:,.0f} tok/s  ETA {_format_eta(eta)}")
             if t.eval_every and step % t.eval_every == 0 and step != t.num_steps:
                 evaluate(step)
                 window_start = time.perf_counter()  # tokens/s counts training steps only

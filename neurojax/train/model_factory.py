@@ -59,22 +59,33 @@ def model_section(preset_name: str) -> dict:
     it (ml_collections cannot override lists; config.json stores it as a JSON list, which the loop
     compares in JSON form). Transformer++ presets give `family="transformer"` + `TransformerConfig`
     fields, `head_dim=None` as an int-typed `ml_collections.FieldReference` so that
-    `--config.model.head_dim=64` can set it (ml_collections makes no override flag for a plain None).
+    `--config.model.head_dim=64` can set it. Every optional field that is None (`head_dim`, `spike_k`,
+    `linear`, ...) is such a typed reference (`OPTIONAL_FIELD_TYPES`): ml_collections makes no override
+    flag for a plain None. config.json stores the plain value, so configs compare as before.
     """
     if is_hybrid_preset(preset_name):
         values = hybrid_preset(preset_name).to_dict()
         values["layer_pattern"] = tuple(values["layer_pattern"])
-        return {FAMILY_FIELD: HYBRID, **values}
+        return _overridable({FAMILY_FIELD: HYBRID, **values})
     if is_transformer_preset(preset_name):
-        values = transformer_preset(preset_name).to_dict()
-        if values["head_dim"] is None:
-            values["head_dim"] = ml_collections.FieldReference(None, field_type=int)
-        return {FAMILY_FIELD: TRANSFORMER, **values}
+        return _overridable({FAMILY_FIELD: TRANSFORMER, **transformer_preset(preset_name).to_dict()})
     lookup = {k.lower() for k in PRESETS}
     if not isinstance(preset_name, str) or preset_name.lower() not in lookup:
         raise NeurojaxError(f"unknown model preset {preset_name!r}; known: MatMul-free {list(PRESETS)}, "
                             f"hybrid {list(HYBRID_PRESETS)}, transformer {list(TRANSFORMER_PRESETS)}")
-    return matmulfree_preset(preset_name).to_dict()
+    return _overridable(matmulfree_preset(preset_name).to_dict())
+
+
+# Types of the model fields whose default is None, for their command-line override flags.
+OPTIONAL_FIELD_TYPES = {"head_dim": int, "max_seq_len": int, "intermediate_size": int, "hidden_ratio": float,
+                        "spike_k": float, "spike_clip": int, "linear": str, "quantizer": str, "neuron": str,
+                        "neuron_steps": int, "attention_window": int}
+
+
+def _overridable(values: dict) -> dict:
+    """`values` with each None field of `OPTIONAL_FIELD_TYPES` as a typed `FieldReference(None)`."""
+    return {k: ml_collections.FieldReference(None, field_type=OPTIONAL_FIELD_TYPES[k])
+            if v is None and k in OPTIONAL_FIELD_TYPES else v for k, v in values.items()}
 
 
 def model_family(section: Mapping[str, Any]) -> str:
@@ -129,17 +140,18 @@ def abstract_params(config: AnyModelConfig) -> Any:
 
 
 def train_state_initializer(model: nn.Module, config: AnyModelConfig, optimizer: Any, seed: int,
-                            seq_len: int) -> Callable[[], dict]:
+                            seq_len: int, params: Any = None) -> Callable[[], dict]:
     """`() -> fresh train state` (`step.init_train_state`), for the loop and for `jax.eval_shape`.
 
     The hybrid's and the Transformer++'s initialisations are jitted: run eagerly, their layers
     dispatch op by op (seconds at every fresh run). The MatMul-free LM keeps its eager initialisation, so fresh
-    runs of existing configs get bit-identical parameters to earlier versions.
+    runs of existing configs get bit-identical parameters to earlier versions. With `params` (e.g. a
+    converted model's), the state starts from them instead of a random initialisation.
     """
     from neurojax.train.step import init_train_state
 
     def init() -> dict:
-        return init_train_state(model, optimizer, seed, seq_len)
+        return init_train_state(model, optimizer, seed, seq_len, params)
 
     return jax.jit(init) if isinstance(config, (HybridConfig, TransformerConfig)) else init
 
@@ -150,7 +162,10 @@ def describe(config: AnyModelConfig) -> str:
         return f"hybrid {'/'.join(config.layer_pattern)} (window {config.window})"
     if isinstance(config, TransformerConfig):
         return f"Transformer++ ({config.num_heads} heads, {config.num_kv_heads} kv heads)"
-    return "full precision" if config.full_precision else "ternary"
+    label = ("full precision" if config.full_precision else "ternary" if config.ternary
+             else f"{config.linear_name} linear layers")
+    mixers = (config.token_mixer, config.channel_mixer)
+    return label if mixers == ("mlgru", "glu") else f"{label}, {'/'.join(mixers)}"
 
 
 def require_matmulfree(config: AnyModelConfig, what: str) -> ModelConfig:

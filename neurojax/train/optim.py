@@ -1,5 +1,5 @@
 """AdamW with linear warmup + cosine decay and global-norm gradient clipping."""
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import optax
@@ -21,8 +21,18 @@ def _decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
 
 
-def make_optimizer(train_cfg: Any) -> optax.GradientTransformation:
-    """The optimizer described by a `config.train` section."""
+def scale_by_tree(multipliers: Any) -> optax.GradientTransformation:
+    """Multiply each update by its leaf of `multipliers` (a pytree of floats shaped like the params)."""
+
+    def update(updates, state, params=None):
+        return jax.tree_util.tree_map(lambda u, m: u * m, updates, multipliers), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def make_optimizer(train_cfg: Any, lr_multipliers: Optional[Any] = None) -> optax.GradientTransformation:
+    """The optimizer described by a `config.train` section; `lr_multipliers` (a pytree of floats like the
+    params, or None) scales each parameter's learning rate (its whole AdamW update, weight decay included)."""
     if train_cfg.learning_rate <= 0:
         raise NeurojaxError(f"train.learning_rate must be positive, got {train_cfg.learning_rate}")
     if train_cfg.grad_clip <= 0:
@@ -32,4 +42,5 @@ def make_optimizer(train_cfg: Any) -> optax.GradientTransformation:
         optax.clip_by_global_norm(train_cfg.grad_clip),
         optax.adamw(schedule, b1=train_cfg.b1, b2=train_cfg.b2, weight_decay=train_cfg.weight_decay,
                     mask=_decay_mask),
+        *([] if lr_multipliers is None else [scale_by_tree(lr_multipliers)]),
     )

@@ -28,11 +28,20 @@ def read_run_config(workdir: str) -> dict:
         raise NeurojaxError(f"{path!r} is unreadable ({e}); the workdir was left untouched") from e
 
 
+# Optional sections (continual training): a run config without one behaves as with these defaults,
+# so the configs of runs written before they existed still compare equal on resume.
+OPTIONAL_SECTIONS = {
+    "init": {"params_from": "", "new_params_lr_scale": 1.0},
+    "distill": {"teacher": "", "kl_weight": 0.0, "temperature": 1.0},
+}
+IDENTITY_FIELDS.update({name: None for name in OPTIONAL_SECTIONS})
+
+
 def identity(config: dict) -> dict:
     """The part of a run config that must match for a resume."""
     out = {}
     for section, fields in IDENTITY_FIELDS.items():
-        values = config.get(section, {})
+        values = {**OPTIONAL_SECTIONS.get(section, {}), **config.get(section, {})}
         out[section] = dict(values) if fields is None else {k: values.get(k) for k in fields}
     return out
 

@@ -2,8 +2,6 @@
 same checkpoint out; and its bad inputs (one `error:` line, nothing written)."""
 import json
 import os
-import subprocess
-import sys
 
 import ml_dtypes
 import numpy as np
@@ -11,24 +9,10 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.experiments.cli_helpers import assert_one_error, run
 CONFIG = {"model_type": "hgrn_bit", "vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 2,
           "intermediate_size": 64, "hidden_ratio": 4, "num_heads": 1, "use_lower_bound": True,
           "rms_norm_eps": 1e-6, "torch_dtype": "bfloat16"}
-
-
-def run(binary, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", f"experiments.{binary}", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-
-
-def assert_one_error(result, *needles):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines()
-             if line.strip() and line[:1] not in "WI" or line.startswith("error:")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def tiny_hf(directory, shards=2):

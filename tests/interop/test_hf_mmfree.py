@@ -17,7 +17,6 @@ import ml_dtypes
 import numpy as np
 import pytest
 from safetensors import safe_open
-from safetensors.numpy import save_file
 
 from neurojax import NeurojaxError
 from neurojax.interop import hf_mmfree as hf
@@ -25,6 +24,8 @@ from neurojax.interop import safetensors_io as st
 from neurojax.nn import MatMulFreeLM, inference_variables, init_params, preset
 from neurojax.train import Checkpointer, load_trained
 from neurojax.train.config import run_config
+from tests.interop.hf_files import read_hf_dir as read_all
+from tests.interop.hf_files import write_hf_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BF16 = ml_dtypes.bfloat16
@@ -83,38 +84,7 @@ def random_tensors(hf_config, seed=0, dtype=np.float32):
 
 
 def write_hf(directory, tensors, hf_config=SMALL, shards=None, metadata=None):
-    """An HF-layout directory written with safetensors itself: one file, or `shards` files plus the index."""
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump(hf_config, f, indent=2)
-    metadata = {"format": "pt"} if metadata is None else metadata
-    if not shards:
-        save_file(tensors, os.path.join(directory, "model.safetensors"), metadata=metadata)
-        return directory
-    keys = list(tensors)
-    groups = [keys[i::shards] for i in range(shards)]
-    weight_map = {}
-    for i, group in enumerate(groups):
-        name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
-        save_file({k: tensors[k] for k in group}, os.path.join(directory, name), metadata=metadata)
-        weight_map.update({k: name for k in group})
-    total = sum(t.nbytes for t in tensors.values())
-    with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
-    return directory
-
-
-def read_all(directory):
-    """Every tensor of an HF directory (single or sharded) with safetensors itself: key -> array."""
-    index = os.path.join(directory, "model.safetensors.index.json")
-    files = (sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index)
-             else ["model.safetensors"])
-    out = {}
-    for name in files:
-        with safe_open(os.path.join(directory, name), framework="numpy") as f:
-            for k in f.keys():
-                out[k] = f.get_tensor(k)
-    return out
+    return write_hf_dir(directory, tensors, hf_config, shards, metadata)
 
 
 # ------------------------------------------------------------------------------ NumPy float64 oracle
@@ -505,7 +475,7 @@ BAD_TENSORS = [
     (_config(intermediate_size=64), ["mlp.gate_proj.weight", "[128, 32]"]),
     (_config(use_short_conv=True), ["config.json", "use_short_conv"]),
     (_config(expand_ratio=2), ["config.json", "expand_ratio"]),
-    (_config(model_type="llama"), ["config.json", "llama"]),
+    (_config(model_type="mamba"), ["config.json", "mamba", "hgrn_bit", "llama"]),
     (_config(hidden_size=None), ["config.json", "hidden_size"]),
     (_config(num_hidden_layers="3"), ["config.json", "num_hidden_layers"]),
 ]

@@ -20,14 +20,8 @@ from neurojax.nn.hybrid import (
 from neurojax.nn.hybrid_config import HYBRID_PRESETS, HybridConfig, hybrid_preset
 from neurojax.nn.linear_attention import GatedLinearAttention
 from neurojax.nn.loss import next_token_loss
-from neurojax.nn.sliding_window import (
-    SlidingWindowAttention,
-    SWAState,
-    apply_rope,
-    ring_positions,
-    rope_cos_sin,
-    sliding_window_mask,
-)
+from neurojax.nn.rope import apply_rope, rope_cos_sin
+from neurojax.nn.sliding_window import SlidingWindowAttention, SWAState, ring_positions, sliding_window_mask
 
 TOL = 1e-5
 # Larger init than the default 0.02 so that logits are O(1) and comparisons are meaningful.
@@ -78,9 +72,9 @@ def _np_swa(p, x, cfg):
     h, kh, d, w = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.window
     out = np.zeros((b, t, h * d))
     for bi in range(b):
-        q = (x[bi] @ p["q_proj"]["kernel"] + p["q_proj"]["bias"]).reshape(t, h, d)
-        k = (x[bi] @ p["k_proj"]["kernel"] + p["k_proj"]["bias"]).reshape(t, kh, d)
-        v = (x[bi] @ p["v_proj"]["kernel"] + p["v_proj"]["bias"]).reshape(t, kh, d)
+        q = (x[bi] @ p["q_proj"]["weight"].T + p["q_proj"]["bias"]).reshape(t, h, d)
+        k = (x[bi] @ p["k_proj"]["weight"].T + p["k_proj"]["bias"]).reshape(t, kh, d)
+        v = (x[bi] @ p["v_proj"]["weight"].T + p["v_proj"]["bias"]).reshape(t, kh, d)
         q, k = _np_rope(q, np.arange(t), cfg.rope_theta), _np_rope(k, np.arange(t), cfg.rope_theta)
         for ti in range(t):
             for hi in range(h):
@@ -90,7 +84,7 @@ def _np_swa(p, x, cfg):
                 a = np.exp(s - s.max())
                 a /= a.sum()
                 out[bi, ti, hi * d:(hi + 1) * d] = sum(ai * v[si, j] for ai, si in zip(a, keys))
-    return out @ p["o_proj"]["kernel"]
+    return out @ p["o_proj"]["weight"].T
 
 
 def _np_gla(p, x, cfg):
@@ -102,10 +96,10 @@ def _np_gla(p, x, cfg):
     out = np.zeros((b, t, h * d))
     states = np.zeros((b, kh, d, d))
     for bi in range(b):
-        q = relu(x[bi] @ p["q_proj"]["kernel"] + p["q_proj"]["bias"]).reshape(t, h, d)
-        k = relu(x[bi] @ p["k_proj"]["kernel"] + p["k_proj"]["bias"]).reshape(t, kh, d)
-        v = (x[bi] @ p["v_proj"]["kernel"] + p["v_proj"]["bias"]).reshape(t, kh, d)
-        gk = x[bi] @ p["gk_proj_0"]["kernel"] @ p["gk_proj_1"]["kernel"] + p["gk_proj_1"]["bias"]
+        q = relu(x[bi] @ p["q_proj"]["weight"].T + p["q_proj"]["bias"]).reshape(t, h, d)
+        k = relu(x[bi] @ p["k_proj"]["weight"].T + p["k_proj"]["bias"]).reshape(t, kh, d)
+        v = (x[bi] @ p["v_proj"]["weight"].T + p["v_proj"]["bias"]).reshape(t, kh, d)
+        gk = x[bi] @ p["gk_proj_0"]["weight"].T @ p["gk_proj_1"]["weight"].T + p["gk_proj_1"]["bias"]
         g = (-np.logaddexp(0.0, -gk) / cfg.decay_normalizer).reshape(t, kh, d)  # logsigmoid / 16
         S = np.zeros((kh, d, d))
         for ti in range(t):
@@ -116,7 +110,7 @@ def _np_gla(p, x, cfg):
                 o = o / np.sqrt(np.mean(o ** 2) + cfg.gla_norm_eps) * p["g_norm"]["weight"]
                 out[bi, ti, hi * d:(hi + 1) * d] = o
         states[bi] = S
-    return out @ p["o_proj"]["kernel"], states
+    return out @ p["o_proj"]["weight"].T, states
 
 
 def _mixer(cls, cfg, x, seed=0):
@@ -221,12 +215,12 @@ def test_gla_matches_numpy_loop():
     assert float(jnp.max(jnp.abs(final))) > 0.1
 
 
-def _repeat_heads(kernel_or_bias, kh, g):
-    """[..., kh * D] -> [..., kh * g * D] repeating each kv head g times (query head h -> kv head h // g)."""
-    a = np.asarray(kernel_or_bias)
-    lead = a.shape[:-1]
-    a = a.reshape(*lead, kh, -1)
-    return jnp.asarray(np.repeat(a, g, axis=-2).reshape(*lead, -1))
+def _repeat_heads(weight_or_bias, kh, g):
+    """Output axis (first) kh * D -> kh * g * D, repeating each kv head g times (query head h -> kv head h // g)."""
+    a = np.asarray(weight_or_bias)
+    rest = a.shape[1:]
+    a = a.reshape(kh, -1, *rest)
+    return jnp.asarray(np.repeat(a, g, axis=0).reshape(-1, *rest))
 
 
 @pytest.mark.parametrize("cls", [GatedLinearAttention, SlidingWindowAttention])
@@ -378,11 +372,11 @@ def test_spikingbrain_7b_param_count_without_allocation():
     # Qwen2.5-7B plus 14 GLA layers x (3584*16 + 16*512 + 512 decay + 128 per-head norm)
     assert n - QWEN25_7B_PARAMS == 14 * (3584 * 16 + 16 * 512 + 512 + 128)
     gla, swa = params["layers_0"]["self_attn"], params["layers_1"]["self_attn"]
-    assert gla["gk_proj_0"]["kernel"].shape == (3584, 16) and gla["gk_proj_1"]["kernel"].shape == (16, 512)
-    assert gla["k_proj"]["kernel"].shape == (3584, 512) and gla["q_proj"]["kernel"].shape == (3584, 3584)
+    assert gla["gk_proj_0"]["weight"].shape == (16, 3584) and gla["gk_proj_1"]["weight"].shape == (512, 16)
+    assert gla["k_proj"]["weight"].shape == (512, 3584) and gla["q_proj"]["weight"].shape == (3584, 3584)
     assert gla["g_norm"]["weight"].shape == (128,) and "gk_proj_0" not in swa
-    assert params["layers_27"]["mlp"]["down_proj"]["kernel"].shape == (18944, 3584)
-    assert params["lm_head"]["kernel"].shape == (3584, 152064)
+    assert params["layers_27"]["mlp"]["down_proj"]["weight"].shape == (3584, 18944)
+    assert params["lm_head"]["weight"].shape == (152064, 3584)
     for c in (MICRO, MICRO.replace(num_layers=5, qkv_bias=False, tie_embeddings=True), hybrid_preset("hybrid_tiny")):
         assert hybrid_count_params(c) == _hand_count(c)
     # decode state of the 7B, batch 1, float32: 14 x 4x128x128 GLA + 14 x 2 x 4096x4x128 SWA (+ offset)
