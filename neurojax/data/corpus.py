@@ -171,3 +171,23 @@ def load_corpus(data: str | None = None, validation_fraction: float = 0.05) -> C
     validation.setflags(write=False)
     return Corpus(train=train, validation=validation, name=name, num_files=num_files,
                   fingerprint=fingerprint(train, validation))
+
+
+def documents(stream: np.ndarray) -> list[str]:
+    """The documents of a byte-token stream (separated by `ByteTokenizer.EOS`) as text."""
+    stream = np.asarray(stream)
+    cuts = np.nonzero(stream == ByteTokenizer.EOS)[0]
+    docs, start = [], 0
+    for end in list(cuts) + [len(stream)]:
+        if end > start:
+            docs.append(bytes(stream[start:end].astype(np.uint8)).decode("utf-8", errors="replace"))
+        start = end + 1
+    return docs
+
+
+def retokenize(stream: np.ndarray, tokenizer) -> np.ndarray:
+    """A byte-token stream re-encoded with a subword `tokenizer` (`neurojax.data.hf_tokenizer`): each document's
+    ids, followed by the tokenizer's EOS when it has one, as one int32 array."""
+    eos = [] if tokenizer.EOS is None else [int(tokenizer.EOS)]
+    ids = [i for doc in tokenizer.encode_many(documents(stream)) for i in (*doc, *eos)]
+    return np.asarray(ids, np.int32)

@@ -19,6 +19,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from neurojax.data.token_bytes import byte_level_lengths, decoded_lengths, sentencepiece_lengths
 from neurojax.data.tokenizer import ByteTokenizer, check_token_ids
 from neurojax.errors import NeurojaxError
 from neurojax.files import read_json_object
@@ -73,6 +74,14 @@ class SubwordTokenizer:
     def check_ids(self, ids, vocab_size: Optional[int] = None) -> None:
         """`check_token_ids` against `vocab_size` (default: this tokenizer's)."""
         check_token_ids(ids, self.vocab_size if vocab_size is None else vocab_size)
+
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """`encode` of each text (no BOS / EOS); subclasses batch it."""
+        return [list(self._encode_text(t)) for t in texts]
+
+    def byte_lengths(self) -> np.ndarray:  # pragma: no cover - abstract
+        """Bytes of text each id stands for (float32 `[vocab_size]`, specials 0): bits per byte's denominator."""
+        raise NotImplementedError
 
     def _special(self, name: str) -> int:
         value = getattr(self, name)
@@ -196,6 +205,24 @@ class HFTokenizer(SubwordTokenizer):
     def _encode_text(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
 
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=False)]  # threads in Rust
+
+    def byte_lengths(self) -> np.ndarray:
+        import json
+
+        def byte_level(node) -> bool:  # a ByteLevel decoder, alone or inside a Sequence
+            return isinstance(node, dict) and (node.get("type") == "ByteLevel" or any(
+                byte_level(d) for d in node.get("decoders", []) or []))
+
+        if byte_level(json.loads(self._tok.to_str()).get("decoder")):
+            lengths = byte_level_lengths(self._tok, self._specials)
+        else:
+            lengths = decoded_lengths(self._decode_ids, self.vocab_size, self._specials)
+        out = np.zeros(self.vocab_size, np.float32)
+        out[:len(lengths)] = lengths[:self.vocab_size]
+        return out
+
     def _decode_ids(self, ids: list[int]) -> str:
         return self._tok.decode(ids, skip_special_tokens=False)
 
@@ -232,6 +259,9 @@ class SentencePieceTokenizer(SubwordTokenizer):
 
     def _encode_text(self, text: str) -> list[int]:
         return [int(i) for i in self._sp.encode(text, out_type=int)]
+
+    def byte_lengths(self) -> np.ndarray:
+        return sentencepiece_lengths(self._sp, self._specials)
 
     def _decode_ids(self, ids: list[int]) -> str:
         return self._sp.decode(ids)

@@ -37,6 +37,16 @@ class ByteTokenizer:
         flat = np.asarray(ids).reshape(-1)
         return int(np.count_nonzero((flat >= 0) & (flat < 256)))
 
+    def byte_lengths(self) -> np.ndarray:
+        """Bytes each id stands for (float32 `[vocab_size]`): 1 for the byte ids, 0 for the specials."""
+        out = np.zeros(self.vocab_size, np.float32)
+        out[:256] = 1.0
+        return out
+
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """`encode` of each text (no BOS / EOS)."""
+        return [list(self.encode(t)) for t in texts]
+
     def check_ids(self, ids, vocab_size: int | None = None) -> None:
         """`check_token_ids` against `vocab_size` (default: this tokenizer's)."""
         check_token_ids(ids, self.vocab_size if vocab_size is None else vocab_size)

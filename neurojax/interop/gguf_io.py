@@ -103,7 +103,7 @@ class GGUFModel:
 
     def byte_lengths(self) -> np.ndarray:
         """Bytes of text per token id (specials 0): the denominator of bits per byte (`evaluate_lm`)."""
-        from neurojax.interop.gguf_tokenizer import byte_level_lengths
+        from neurojax.data.token_bytes import byte_level_lengths
 
         return byte_level_lengths(self.tokenizer, {i for i in self.specials.values() if i is not None})
 

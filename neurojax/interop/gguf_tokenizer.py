@@ -22,8 +22,6 @@ also skips the merges for words already in the vocabulary (`ignore_merges`).
 """
 from typing import Any, Callable, Optional
 
-import numpy as np
-
 from neurojax.errors import NeurojaxError
 
 # llama.cpp token types (`llama_token_type`).
@@ -138,35 +136,3 @@ def tokenizer_from_metadata(get: Callable[..., Any], path: str) -> tuple[Any, di
                         + [e + ":1" for e, _ in eos])
         tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=bos + eos)
     return tok, specials, add_bos
-
-
-def _byte_level_alphabet() -> dict[str, int]:
-    """GPT-2's byte -> printable character map (`bytes_to_unicode`), inverted: character -> byte."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[chr(b)] = b
-        else:
-            chars[chr(256 + extra)] = b
-            extra += 1
-    return chars
-
-
-def byte_level_lengths(tokenizer: Any, special_ids: set[int]) -> np.ndarray:
-    """Bytes of text each id of a byte-level BPE tokenizer stands for (float32 `[V]`): the denominator of
-    bits per byte. A token's characters are GPT-2 byte characters, one byte each; added non-special tokens
-    (stored as plain text) count their UTF-8 bytes; special tokens count 0."""
-    alphabet = _byte_level_alphabet()
-    added = tokenizer.get_added_tokens_decoder()
-    vocab = tokenizer.get_vocab(with_added_tokens=True)
-    lengths = np.zeros(max(vocab.values()) + 1 if vocab else 0, np.float32)
-    for token, i in vocab.items():
-        if i in special_ids or (i in added and added[i].special):
-            continue
-        if i in added or any(c not in alphabet for c in token):
-            lengths[i] = len(token.encode("utf-8"))
-        else:
-            lengths[i] = len(token)
-    return lengths

@@ -226,10 +226,12 @@ def _save_checkpoint(workdir: str, step: int, params: Any, train: Any, meta: dic
         manager.close()
 
 
-def imported_run_config(config: Any) -> dict:
+def imported_run_config(config: Any, tokenizer: str = "") -> dict:
     """The run config recorded in an imported workdir: the default sections with this `model`
-    (MatMul-free sections carry no `family`, as `model_section` writes them)."""
+    (MatMul-free sections carry no `family`, as `model_section` writes them) and, for a model with its own
+    tokenizer, `data.tokenizer` naming it (so training and evaluation read the corpus in its tokens)."""
     run = run_config("tiny")
+    run.data.tokenizer = tokenizer
     section = config.to_dict()
     if not isinstance(config, ModelConfig):
         section = {FAMILY_FIELD: family_of(config), **section}
@@ -259,7 +261,8 @@ def import_hf(hf_dir: str, workdir: str, log: Callable[[str], None] = lambda s: 
         raise AssertionError("key_table disagrees with the model's parameters")  # a bug, not bad input
     _check_tokenizers(hf_dir, cfg.vocab_size)
     fresh_target(workdir, "--workdir")
-    record = imported_run_config(cfg)
+    has_tokenizer = any(os.path.isfile(os.path.join(hf_dir, n)) for n in (TOKENIZER_JSON, SENTENCEPIECE_MODEL))
+    record = imported_run_config(cfg, os.path.join(os.path.abspath(workdir), HF_SUBDIR) if has_tokenizer else "")
     used = [layout.tensors[e.key] for e in table]
     log(f"importing {len(table)} tensors ({sum(t.nbytes for t in used) / 2**20:,.1f} MiB, "
         f"{'/'.join(sorted({t.dtype for t in used}))}) from {hf_dir} ({arch.name})")

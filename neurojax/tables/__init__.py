@@ -12,6 +12,7 @@ from neurojax.tables import hybrid_scaling as _hybrid_scaling  # noqa: F401
 from neurojax.tables import transformer_baseline as _transformer_baseline  # noqa: F401
 from neurojax.tables import hybrid_conversion as _hybrid_conversion  # noqa: F401
 from neurojax.tables import smollm2 as _smollm2  # noqa: F401
+from neurojax.tables import smollm2_conversion as _smollm2_conversion  # noqa: F401
 from neurojax.tables.registry import TABLES, Table, TableContext, register_table
 from neurojax.tables.report import table_markdown, write_csv, write_report
 

@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neurojax.data.corpus import load_corpus
-from neurojax.data.tokenizer import ByteTokenizer
+from neurojax.data.corpus import documents, load_corpus
 from neurojax.errors import NeurojaxError
 from neurojax.eval import evaluate_lm
 from neurojax.eval import zeroshot
@@ -67,22 +66,16 @@ def load_smollm2(log=print, path: Optional[str] = None) -> GGUFModel:
     return _MODELS[path]
 
 
-def validation_text(data: Optional[str]) -> tuple[str, str]:
-    """(text, name): the corpus's validation split as text, documents joined by blank lines (the embedded
-    stdlib corpus unless `data` names text files)."""
+def split_text(data: Optional[str], split: str) -> tuple[str, str]:
+    """(text, name): the corpus's `split` ("train" or "validation") as text, documents joined by blank lines
+    (the embedded stdlib corpus unless `data` names text files)."""
     corpus = load_corpus(None if data in (None, "stdlib", "synthetic") else data)
-    v = np.asarray(corpus.validation)
-    docs, start = [], 0
-    for end in list(np.nonzero(v == ByteTokenizer.EOS)[0]) + [len(v)]:
-        if end > start:
-            docs.append(bytes(v[start:end].astype(np.uint8)).decode("utf-8", errors="replace"))
-        start = end + 1
-    return "\n\n".join(docs), corpus.name
+    return "\n\n".join(documents(getattr(corpus, split))), corpus.name
 
 
 def eval_windows(model: GGUFModel, data: Optional[str], rows: int, seq: int) -> tuple[np.ndarray, str]:
     """`[rows, seq + 1]` token windows at evenly spaced offsets of the validation text, and the corpus name."""
-    text, name = validation_text(data)
+    text, name = split_text(data, "validation")
     ids = np.asarray(model.hf_tokenizer().encode(text), np.int32)
     if len(ids) < rows * (seq + 1):
         raise NeurojaxError(f"the validation text of {name} has {len(ids)} SmolLM2 tokens, fewer than the "

@@ -31,6 +31,9 @@ def run_config(model_preset: str = "tiny") -> ml_collections.ConfigDict:
         # "stdlib" (embedded corpus), "synthetic" (fast tests), or comma-separated files / dirs.
         "source": "stdlib",
         "validation_fraction": 0.05,
+        # "" (bytes) or a tokenizer.json / tokenizer.model (or a directory holding one) that re-encodes the corpus;
+        # imported subword models record their own (`<workdir>/hf`).
+        "tokenizer": "",
     })
     cfg.train = ml_collections.ConfigDict({
         "num_steps": 600,

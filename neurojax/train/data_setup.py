@@ -1,10 +1,13 @@
 """Builds the training iterator and validation windows that a run config names."""
 import dataclasses
+import os
 from typing import Any, Optional
 
 import numpy as np
 
 from neurojax.data import BatchIterator, ByteTokenizer, SyntheticIterator, eval_windows, load_corpus, synthetic_batch
+from neurojax.data.corpus import fingerprint, retokenize
+from neurojax.data.hf_tokenizer import find_tokenizer_file, load_tokenizer
 from neurojax.errors import NeurojaxError
 
 
@@ -42,7 +45,9 @@ def load_run_data(cfg: Any, eval_batches: Optional[int] = None) -> RunData:
     tok = ByteTokenizer()
     byte_lengths = np.zeros(cfg.model.vocab_size, np.float32)
     byte_lengths[: min(256, cfg.model.vocab_size)] = 1.0
-    if cfg.model.vocab_size < tok.vocab_size and cfg.data.source != "synthetic":
+    if cfg.data.get("tokenizer", "") and cfg.data.source == "synthetic":
+        raise NeurojaxError("data.tokenizer applies to text corpora; the synthetic task has no text (leave it empty)")
+    if cfg.model.vocab_size < tok.vocab_size and cfg.data.source != "synthetic" and not cfg.data.get("tokenizer", ""):
         raise NeurojaxError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the byte tokenizer's "
                             f"{tok.vocab_size}")
     if cfg.data.source == "synthetic":
@@ -51,5 +56,27 @@ def load_run_data(cfg: Any, eval_batches: Optional[int] = None) -> RunData:
         return RunData("synthetic", f"synthetic-v{cfg.model.vocab_size}", cfg.model.vocab_size, None, val,
                        byte_lengths)
     corpus = load_corpus(None if cfg.data.source == "stdlib" else cfg.data.source, cfg.data.validation_fraction)
-    val = eval_windows(corpus.validation, t.batch_size, t.seq_len, eval_batches or None)
-    return RunData(corpus.name, corpus.fingerprint, cfg.model.vocab_size, corpus.train, val, byte_lengths)
+    name, fp, train, validation = corpus.name, corpus.fingerprint, corpus.train, corpus.validation
+    tokenizer_path = cfg.data.get("tokenizer", "")
+    if tokenizer_path:
+        name, fp, train, validation, byte_lengths = _subword_corpus(corpus, tokenizer_path, cfg.model.vocab_size)
+    val = eval_windows(validation, t.batch_size, t.seq_len, eval_batches or None)
+    return RunData(name, fp, cfg.model.vocab_size, train, val, byte_lengths)
+
+
+_SUBWORD: dict[tuple, tuple] = {}  # (corpus fingerprint, tokenizer file, its mtime) -> encoded corpus
+
+
+def _subword_corpus(corpus, tokenizer_path: str, vocab_size: int) -> tuple:
+    """The corpus re-encoded with the tokenizer `data.tokenizer` names (once per process), and that tokenizer's
+    bytes per id: (name, fingerprint, train, validation, byte_lengths)."""
+    file = find_tokenizer_file(tokenizer_path)
+    key = (corpus.fingerprint, os.path.abspath(file), os.path.getmtime(file))
+    if key not in _SUBWORD:
+        tok = load_tokenizer(file, vocab_size=vocab_size)
+        train, validation = retokenize(corpus.train, tok), retokenize(corpus.validation, tok)
+        for a in (train, validation):
+            a.setflags(write=False)
+        _SUBWORD[key] = (f"{corpus.name}, {os.path.basename(file)} tokens", fingerprint(train, validation), train,
+                         validation, tok.byte_lengths())
+    return _SUBWORD[key]

@@ -66,15 +66,20 @@ def make_train_step(model: Any, optimizer: optax.GradientTransformation, state_s
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **parts}
         return {"params": params, "opt_state": opt_state, "step": state["step"] + 1, "rng": state["rng"]}, metrics
 
-    teacher_params = None if distill is None else distill.params
+    if distill is None:  # a plain jitted function, so callers can `.lower` it (mesh_probe does)
+        def plain(state, batch):
+            return step(state, batch, None)
+        if state_sharding is None:
+            return jax.jit(plain, donate_argnums=0)
+        return jax.jit(plain, in_shardings=(state_sharding, batch_sharding),
+                       out_shardings=(state_sharding, None), donate_argnums=0)
     if state_sharding is None:
         jitted = jax.jit(step, donate_argnums=0)
     else:
-        teacher_sharding = None if distill is None else distill.params_sharding
-        jitted = jax.jit(step, in_shardings=(state_sharding, batch_sharding, teacher_sharding),
+        jitted = jax.jit(step, in_shardings=(state_sharding, batch_sharding, distill.params_sharding),
                          out_shardings=(state_sharding, None), donate_argnums=0)
 
     def train_step(state: TrainState, batch: Int[Array, "B T1"]):
-        return jitted(state, batch, teacher_params)
+        return jitted(state, batch, distill.params)
 
     return train_step

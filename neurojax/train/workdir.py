@@ -35,13 +35,15 @@ OPTIONAL_SECTIONS = {
     "distill": {"teacher": "", "kl_weight": 0.0, "temperature": 1.0},
 }
 IDENTITY_FIELDS.update({name: None for name in OPTIONAL_SECTIONS})
+# Fields added to a section after runs were written: absent means this default.
+FIELD_DEFAULTS = {"data": {"tokenizer": ""}}
 
 
 def identity(config: dict) -> dict:
     """The part of a run config that must match for a resume."""
     out = {}
     for section, fields in IDENTITY_FIELDS.items():
-        values = {**OPTIONAL_SECTIONS.get(section, {}), **config.get(section, {})}
+        values = {**OPTIONAL_SECTIONS.get(section, {}), **FIELD_DEFAULTS.get(section, {}), **config.get(section, {})}
         out[section] = dict(values) if fields is None else {k: values.get(k) for k in fields}
     return out
 

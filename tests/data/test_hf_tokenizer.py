@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neurojax import NeurojaxError
 from neurojax.data import ByteTokenizer
@@ -170,3 +172,31 @@ def test_a_directory_prefers_tokenizer_json(tmp_path, bpe_dir, sp_dir):
     (tmp_path / "tokenizer.json").write_bytes((bpe_dir / "tokenizer.json").read_bytes())
     (tmp_path / "tokenizer.model").write_bytes((sp_dir / "tokenizer.model").read_bytes())
     assert isinstance(load_tokenizer(str(tmp_path)), HFTokenizer)
+
+
+_TEXTS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=_TEXTS)
+def test_byte_level_ids_sum_to_the_texts_bytes(bpe_dir, text):
+    """Bits per byte's denominator: the per-id byte lengths of a byte-level BPE add up to the UTF-8 bytes of
+    any text (specials count 0), so a window's bytes are a sum over its ids."""
+    tok = load_tokenizer(str(bpe_dir))
+    lengths = tok.byte_lengths()
+    assert lengths.shape == (tok.vocab_size,) and lengths[[tok.BOS, tok.EOS]].sum() == 0
+    ids = tok.encode(text, add_bos=True, add_eos=True)
+    assert lengths[ids].sum() == len(text.encode("utf-8"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=_TEXTS)
+def test_sentencepiece_ids_sum_to_the_texts_bytes(sp_dir, text):
+    """The same for SentencePiece pieces (byte fallback, U+2581 as a space) over the text SentencePiece keeps
+    (its normalizer collapses whitespace runs), plus the one space of the dummy prefix it puts before a
+    non-empty text (decoding drops it)."""
+    tok = load_tokenizer(str(sp_dir))
+    lengths = tok.byte_lengths()
+    ids = tok.encode(text, add_bos=True, add_eos=True)
+    assert lengths[[tok.BOS, tok.EOS, tok.UNK]].sum() == 0
+    assert lengths[ids].sum() == len(tok.decode(ids).encode("utf-8")) + (1 if len(ids) > 2 else 0)

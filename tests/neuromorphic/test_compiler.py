@@ -73,6 +73,7 @@ def test_prefill_is_bit_exact(micro):
     assert sum(emu.trace.overflow.values()) == 0
 
 
+@pytest.mark.slow
 def test_generate_mode_waits_for_each_token_and_stays_exact(micro):
     im, cm = micro
     emu = run_tokens(cm, TOKENS[:3], mode="generate")

@@ -87,6 +87,7 @@ def test_swa_refuses_a_padding_mask():
         model.apply({"params": params}, TOKENS, None, jnp.ones(TOKENS.shape))
 
 
+@pytest.mark.slow
 def test_mixers_use_the_configured_linear_layer_and_train():
     for mixer, projections in (("linear_attention", ("q", "k", "v", "gk", "o")), ("swa", ("q", "k", "v", "o")),
                                ("softmax", ("q", "k", "v", "o"))):

@@ -221,6 +221,7 @@ def test_custom_neuron_drives_the_lm_through_the_neuron_quantizer():
     np.testing.assert_allclose(np.asarray(packed), np.asarray(logits), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_neuron_quantizer_trains_through_surrogate_gradients():
     cfg = nj.preset("micro", quantizer="neuron", neuron="lif", neuron_steps=4)
     model = nj.MatMulFreeLM(cfg)

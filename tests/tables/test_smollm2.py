@@ -10,27 +10,12 @@ from neurojax.errors import NeurojaxError
 from neurojax.quant.group_int8 import int8_group_fake_quant
 from neurojax.tables import TableContext, smollm2
 from neurojax.tables.registry import TABLES
-from tests.interop.gguf_files import Float64Llama, TinySpec, write_tiny_gguf
+from tests.interop.gguf_files import Float64Llama
 
 
 def _ctx(tmp_path, data=None, log=None):
     return TableContext(workdir=str(tmp_path / "wd"), results_dir=str(tmp_path / "res"), data=data,
                         log=log or (lambda s: None))
-
-
-@pytest.fixture
-def tiny_tables(tmp_path, monkeypatch):
-    """The tables pointed at a tiny GGUF (context 128) with toy sizes."""
-    path = str(tmp_path / "tiny.gguf")
-    write_tiny_gguf(path, TinySpec(context=128))
-    monkeypatch.setattr(smollm2, "GGUF_PATH", path)
-    monkeypatch.setattr(smollm2, "_MODELS", {})
-    monkeypatch.setattr(smollm2, "_DENSE_BPB", {})
-    for name, value in {"EVAL_ROWS": 2, "EVAL_SEQ": 32, "GREEDY_TOKENS": 5, "REPEATS": 1, "K_VALUES": (2.0, 3.0),
-                        "DECODE": {"batch": 1, "prompt": 4, "new_tokens": 4}, "PROMPTS": ("Paris is", "def add(")
-                        }.items():
-        monkeypatch.setattr(smollm2, name, value)
-    return path
 
 
 def test_registered_with_default_flags():

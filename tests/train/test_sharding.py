@@ -174,3 +174,14 @@ def test_collectives_are_parsed_from_hlo_text():
     counts = count_collectives(hlo)
     assert counts["all-reduce"] == 1 and counts["all-gather"] == 1 and sum(counts.values()) == 2
     assert collective_bytes(hlo) == (259 * 32 + 32) * 4 + 4 * 2 + 8 * 16 * 4
+
+
+def test_step_profile_on_one_device():
+    """`bench_sharding`'s probe lowers the jitted training step itself: the step must stay a jitted
+    function (with `.lower`), and its compiled form must train."""
+    from neurojax.train.mesh_probe import step_profile
+
+    cfg = run_config("micro")
+    cfg.train.batch_size, cfg.train.seq_len = 2, 8
+    out = step_profile(cfg, {"data": 1, "fsdp": 1, "tensor": 1}, repeats=1)
+    assert out["compile_s"] > 0 and out["step_s"] > 0
