@@ -95,9 +95,11 @@ def build(ctx: TableContext) -> list[Table]:
     rows = []
 
     def row(label, steps, value, how, sparsity=""):
-        rows.append([label, steps, steps * tokens_per_step, value, 100 * (value / teacher_bpb - 1), sparsity, how])
+        tokens = "" if steps is None else steps * tokens_per_step  # None: pretrained elsewhere
+        rows.append([label, "" if steps is None else steps, tokens, value, 100 * (value / teacher_bpb - 1), sparsity,
+                     how])
 
-    row("teacher: SmolLM2-135M-Instruct", 0, teacher_bpb, "imported GGUF, float32, no training here")
+    row("teacher: SmolLM2-135M-Instruct", None, teacher_bpb, "imported GGUF, float32, pretrained elsewhere")
     converted_bpb = bpb(model, params)
     row("converted, 0 steps (calibrated init)", 0, converted_bpb, "conversion only: reused weights + fitted decay "
         "and gains")
