@@ -66,6 +66,21 @@ def _generate(
 _generate_jit = jax.jit(_generate, static_argnames=("model", "max_new_tokens", "sampling", "eos_id"))
 
 
+def generate_program_memory(model: Any, variables: Any, batch: int, prompt_len: int, new_tokens: int) -> dict:
+    """Bytes XLA's buffer assignment gives the compiled greedy `generate` program at these shapes: `arguments`
+    (the weights), `outputs` (the tokens), `temporaries` (the decoding state and activations) and `total`; NaN
+    on a backend without buffer statistics. A compiler figure, not a process measurement."""
+    prompt = jnp.zeros((batch, prompt_len), jnp.int32)
+    compiled = _generate_jit.lower(model, variables, prompt, None, jax.random.PRNGKey(0), max_new_tokens=new_tokens,
+                                   sampling=SamplingConfig(temperature=0.0), eos_id=None).compile()
+    ma = compiled.memory_analysis()
+    if ma is None:
+        return dict.fromkeys(("arguments", "outputs", "temporaries", "total"), float("nan"))
+    parts = {"arguments": ma.argument_size_in_bytes, "outputs": ma.output_size_in_bytes,
+             "temporaries": ma.temp_size_in_bytes}
+    return {**parts, "total": sum(parts.values())}
+
+
 def _validate_prompt(prompt: Any, prompt_mask: Any, vocab_size: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Host-side checks of the prompt ids and mask; returns them as int32 / float32 NumPy arrays."""
     ids = np.asarray(prompt)

