@@ -90,8 +90,8 @@ class KernelOp:
         if impl not in self.impls:
             raise NeurojaxError(f"unknown {self.name} impl {impl!r}; known: {sorted(self.impls)}")
 
-    def choose(self, impl: Optional[str] = None) -> str:
-        """The implementation a call would use now (see the module docstring for the order)."""
+    def requested(self, impl: Optional[str] = None) -> Optional[str]:
+        """The implementation asked for by `impl=`, `force` or the env var; None if none was."""
         if impl is None:
             for op, forced in reversed(_forced_stack()):
                 if op == self.name or (op is None and forced in self.impls):
@@ -99,10 +99,17 @@ class KernelOp:
                     break
         if impl is None:
             impl = _env_choice(self.name, self.impls)
-        if impl is None:
-            impl = self.defaults.get(jax.default_backend(), self.defaults["*"])
-        self.check(impl)
+        if impl is not None:
+            self.check(impl)
         return impl
+
+    def default(self) -> str:
+        """The implementation for the current backend when none is requested."""
+        return self.defaults.get(jax.default_backend(), self.defaults["*"])
+
+    def choose(self, impl: Optional[str] = None) -> str:
+        """The implementation a call would use now (see the module docstring for the order)."""
+        return self.requested(impl) or self.default()
 
     def __call__(self, *args, impl: Optional[str] = None, **kwargs):
         return self.impls[self.choose(impl)](*args, **kwargs)

@@ -3,9 +3,15 @@
 Implementations (same contract; `python -m experiments.bench_kernels` times them):
 `reference` (unpack + int8 dot, the definition), `xla` (integer ops only: fused decode
 reduction for few rows, int8 dot otherwise), `xla_float` (the same for few rows, an
-exact float32 GEMM for many: the fastest on CPU), `pallas` (blocked kernel; interpret
-mode on CPU). `integer_only=True` (the integer model) never takes a float path.
+exact float32 GEMM for many), `native` (a C++ FFI kernel built on first use, integer
+ops only: the fastest on CPU, see `native.py`), `pallas` (blocked kernel; interpret mode
+on CPU). `integer_only=True` (the integer model) never takes a float path.
+
+The CPU default is `native`; where it cannot be built the default falls back to
+`xla_float` (`xla` for `integer_only`) with one warning, while a requested `native`
+(`impl=`, `force`, `NEUROJAX_KERNELS`) raises instead of measuring something else.
 """
+import warnings
 from typing import Optional
 
 import jax.numpy as jnp
@@ -13,17 +19,34 @@ from jaxtyping import Array, Int
 
 from neurojax.errors import NeurojaxError
 from neurojax.kernels.dispatch import KernelOp
-from neurojax.kernels.ternary_matmul import pallas, reference, xla
+from neurojax.kernels.ternary_matmul import native, pallas, reference, xla
 from neurojax.kernels.ternary_matmul.pack import PackedTernary, packed_rows
 
 IMPLEMENTATIONS = {
     "reference": reference.ternary_matmul,
     "xla": xla.integer,
     "xla_float": xla.float_gemm,
+    "native": native.ternary_matmul,
     "pallas": pallas.ternary_matmul,
 }
 FLOAT_IMPLS = {"xla_float"}
-OP = KernelOp("ternary_matmul", IMPLEMENTATIONS, {"cpu": "xla_float", "*": "xla_float"})
+OP = KernelOp("ternary_matmul", IMPLEMENTATIONS, {"cpu": "native", "*": "xla_float"})
+_warned = set()
+
+
+def _choose(impl: Optional[str], integer_only: bool) -> str:
+    requested = OP.requested(impl)
+    name = requested or OP.default()
+    if name == "native" and requested is None and not native.available():
+        reason = native.why_unavailable()
+        if reason not in _warned:
+            _warned.add(reason)
+            warnings.warn(f"ternary_matmul: the native CPU kernel is unavailable ({reason}); "
+                          f"using the XLA implementation", RuntimeWarning, stacklevel=3)
+        name = "xla_float"
+    if integer_only and name in FLOAT_IMPLS:
+        name = "xla"
+    return name
 
 
 def ternary_matmul(x: Int[Array, "... K"], packed: PackedTernary, *, impl: Optional[str] = None,
@@ -41,9 +64,7 @@ def ternary_matmul(x: Int[Array, "... K"], packed: PackedTernary, *, impl: Optio
     if packed.data.shape[0] != packed_rows(k):
         raise NeurojaxError(f"x has K={k} inputs, which pack into {packed_rows(k)} byte rows; "
                             f"the weights have {packed.data.shape[0]}")
-    name = OP.choose(impl)
-    if integer_only and name in FLOAT_IMPLS:
-        name = "xla"
+    name = _choose(impl, integer_only)
     lead = x.shape[:-1]
     out = IMPLEMENTATIONS[name](x.reshape(-1, k), packed)
     return out.reshape(*lead, packed.data.shape[1])

@@ -40,3 +40,5 @@ def test_regular_install_ships_kernels(tmp_path):
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
     assert path.returncode == 0, path.stderr
     assert path.stdout.strip() == str(target / "neurojax" / "kernels" / "linear_recurrence" / "api.py")
+    # the native kernel's C++ source ships as package data (it is compiled on first use)
+    assert (target / "neurojax" / "kernels" / "ternary_matmul" / "native_cpu.cc").is_file()
