@@ -7,8 +7,9 @@ exact float32 GEMM for many), `native` (a C++ FFI kernel built on first use, int
 ops only: the fastest on CPU, see `native.py`), `pallas` (blocked kernel; interpret mode
 on CPU). `integer_only=True` (the integer model) never takes a float path.
 
-The CPU default is `native`; where it cannot be built the default falls back to
-`xla_float` (`xla` for `integer_only`) with one warning, while a requested `native`
+The CPU default is `native` where it builds its AVX-512 VNNI path; where it cannot be
+built the default falls back to `xla_float` (`xla` for `integer_only`) with one warning
+(silently on CPUs without VNNI, where only its untuned portable loop exists), while a requested `native`
 (`impl=`, `force`, `NEUROJAX_KERNELS`) raises instead of measuring something else.
 """
 import warnings
@@ -37,13 +38,14 @@ _warned = set()
 def _choose(impl: Optional[str], integer_only: bool) -> str:
     requested = OP.requested(impl)
     name = requested or OP.default()
-    if name == "native" and requested is None and not native.available():
+    if name == "native" and requested is None:
         reason = native.why_unavailable()
-        if reason not in _warned:
+        if reason is not None and reason not in _warned:
             _warned.add(reason)
             warnings.warn(f"ternary_matmul: the native CPU kernel is unavailable ({reason}); "
                           f"using the XLA implementation", RuntimeWarning, stacklevel=3)
-        name = "xla_float"
+        if reason is not None or native.simd_path() != "avx512_vnni":
+            name = "xla_float"  # the portable loop is exact but untuned: not a default
     if integer_only and name in FLOAT_IMPLS:
         name = "xla"
     return name

@@ -10,8 +10,8 @@ against `jax.ffi.include_dir()` into `$NEUROJAX_CACHE_DIR` (default
 `~/.cache/neurojax`), under a name hashed from the source, flags, compiler, jaxlib and
 CPU, then registered as an FFI target. Where that fails (no compiler, or
 `NEUROJAX_NATIVE=0`), `available()` is False and `why_unavailable()` says why; the
-op's default then falls back to XLA with a warning (`api.py`), while a requested
-`impl="native"` raises.
+op's default then falls back to XLA with a warning (`api.py`; silently on CPUs without
+VNNI, where only the untuned portable loop builds), while a requested `impl="native"` raises.
 """
 import ctypes
 import functools

@@ -113,3 +113,13 @@ def test_concurrent_callers_each_get_their_own_result():
     for (x, w), got in zip(cases, results):
         for g in got:
             np.testing.assert_array_equal(g, x.astype(np.int64) @ w.T.astype(np.int64))
+
+
+def test_default_skips_the_portable_build(monkeypatch):
+    """Where only the portable loop can be built (no AVX-512 VNNI), the default stays XLA."""
+    monkeypatch.setattr(native, "simd_path", lambda portable=False: "portable")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert api._choose(None, integer_only=False) == "xla_float"
+        assert api._choose(None, integer_only=True) == "xla"
+    assert api._choose("native", integer_only=True) == "native"
