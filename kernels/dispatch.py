@@ -1,4 +1,5 @@
-"""One dispatch rule for every kernel op: explicit `impl=` > forced > backend default.
+"""One dispatch rule for every kernel op: explicit `impl=` > forced > backend default
+(or the default's fallback where it cannot run, `KernelOp(fallbacks=...)`).
 
 Each op (`kernels/<op>/api.py`) builds a `KernelOp` from its implementations (same
 signature each) and a backend -> implementation table. Tests and benchmarks force an
@@ -75,23 +76,37 @@ def force(impl: str, op: Optional[str] = None) -> Iterator[None]:
 
 
 class KernelOp:
-    """A named op with interchangeable implementations and a per-backend default."""
+    """A named op with interchangeable implementations and a per-backend default.
 
-    def __init__(self, name: str, impls: dict[str, Callable], defaults: dict[str, str]):
+    `fallbacks` maps an implementation that may not run everywhere (a native build) to
+    `(why_not_default, other)`: when `why_not_default()` gives a reason, the default is
+    `other` instead. A requested implementation is never replaced.
+    """
+
+    def __init__(self, name: str, impls: dict[str, Callable], defaults: dict[str, str],
+                 fallbacks: Optional[dict[str, tuple[Callable[[], Optional[str]], str]]] = None):
         if "*" not in defaults:
             raise ValueError(f"{name}: defaults need a '*' entry for unlisted backends")
-        for impl in defaults.values():
+        fallbacks = dict(fallbacks or {})
+        for impl in [*defaults.values(), *fallbacks, *(other for _, other in fallbacks.values())]:
             if impl not in impls:
-                raise ValueError(f"{name}: default {impl!r} is not an implementation")
-        self.name, self.impls, self.defaults = name, impls, dict(defaults)
+                raise ValueError(f"{name}: default or fallback {impl!r} is not an implementation")
+        self.name, self.impls, self.defaults, self.fallbacks = name, impls, dict(defaults), fallbacks
         OPS[name] = self
 
     def check(self, impl: str) -> None:
         if impl not in self.impls:
             raise NeurojaxError(f"unknown {self.name} impl {impl!r}; known: {sorted(self.impls)}")
 
-    def requested(self, impl: Optional[str] = None) -> Optional[str]:
-        """The implementation asked for by `impl=`, `force` or the env var; None if none was."""
+    def default(self) -> str:
+        """The implementation for the current backend when none is requested."""
+        impl = self.defaults.get(jax.default_backend(), self.defaults["*"])
+        if impl in self.fallbacks and self.fallbacks[impl][0]() is not None:
+            impl = self.fallbacks[impl][1]
+        return impl
+
+    def choose(self, impl: Optional[str] = None) -> str:
+        """The implementation a call would use now (see the module docstring for the order)."""
         if impl is None:
             for op, forced in reversed(_forced_stack()):
                 if op == self.name or (op is None and forced in self.impls):
@@ -99,17 +114,10 @@ class KernelOp:
                     break
         if impl is None:
             impl = _env_choice(self.name, self.impls)
-        if impl is not None:
-            self.check(impl)
+        if impl is None:
+            return self.default()
+        self.check(impl)
         return impl
-
-    def default(self) -> str:
-        """The implementation for the current backend when none is requested."""
-        return self.defaults.get(jax.default_backend(), self.defaults["*"])
-
-    def choose(self, impl: Optional[str] = None) -> str:
-        """The implementation a call would use now (see the module docstring for the order)."""
-        return self.requested(impl) or self.default()
 
     def __call__(self, *args, impl: Optional[str] = None, **kwargs):
         return self.impls[self.choose(impl)](*args, **kwargs)

@@ -12,7 +12,6 @@ built the default falls back to `xla_float` (`xla` for `integer_only`) with one 
 (silently on CPUs without VNNI, where only its untuned portable loop exists), while a requested `native`
 (`impl=`, `force`, `NEUROJAX_KERNELS`) raises instead of measuring something else.
 """
-import warnings
 from typing import Optional
 
 import jax.numpy as jnp
@@ -31,24 +30,13 @@ IMPLEMENTATIONS = {
     "pallas": pallas.ternary_matmul,
 }
 FLOAT_IMPLS = {"xla_float"}
-OP = KernelOp("ternary_matmul", IMPLEMENTATIONS, {"cpu": "native", "*": "xla_float"})
-_warned = set()
+OP = KernelOp("ternary_matmul", IMPLEMENTATIONS, {"cpu": "native", "*": "xla_float"},
+              fallbacks={"native": (native.why_not_default, "xla_float")})
 
 
 def _choose(impl: Optional[str], integer_only: bool) -> str:
-    requested = OP.requested(impl)
-    name = requested or OP.default()
-    if name == "native" and requested is None:
-        reason = native.why_unavailable()
-        if reason is not None and reason not in _warned:
-            _warned.add(reason)
-            warnings.warn(f"ternary_matmul: the native CPU kernel is unavailable ({reason}); "
-                          f"using the XLA implementation", RuntimeWarning, stacklevel=3)
-        if reason is not None or native.simd_path() != "avx512_vnni":
-            name = "xla_float"  # the portable loop is exact but untuned: not a default
-    if integer_only and name in FLOAT_IMPLS:
-        name = "xla"
-    return name
+    name = OP.choose(impl)
+    return "xla" if integer_only and name in FLOAT_IMPLS else name
 
 
 def ternary_matmul(x: Int[Array, "... K"], packed: PackedTernary, *, impl: Optional[str] = None,

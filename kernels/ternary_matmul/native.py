@@ -10,8 +10,9 @@ against `jax.ffi.include_dir()` into `$NEUROJAX_CACHE_DIR` (default
 `~/.cache/neurojax`), under a name hashed from the source, flags, compiler, jaxlib and
 CPU, then registered as an FFI target. Where that fails (no compiler, or
 `NEUROJAX_NATIVE=0`), `available()` is False and `why_unavailable()` says why; the
-op's default then falls back to XLA with a warning (`api.py`; silently on CPUs without
-VNNI, where only the untuned portable loop builds), while a requested `impl="native"` raises.
+op's default then falls back to XLA with a warning (`why_not_default`, the op's
+`KernelOp` fallback; silently on CPUs without VNNI, where only the untuned portable loop
+builds), while a requested `impl="native"` raises.
 """
 import ctypes
 import functools
@@ -20,6 +21,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -36,6 +38,7 @@ DISABLE_VAR = "NEUROJAX_NATIVE"
 CACHE_VAR = "NEUROJAX_CACHE_DIR"
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 PATHS = {1: "avx512_vnni", 0: "portable"}
+_warned: set = set()  # reasons already warned about
 
 
 def cache_dir() -> Path:
@@ -101,6 +104,24 @@ def why_unavailable() -> Optional[str]:
         _load(False)
     except (NeurojaxError, OSError, AttributeError) as e:
         return str(e)
+    return None
+
+
+def why_not_default() -> Optional[str]:
+    """Why the op's default should not be this kernel here, else None (`KernelOp.fallbacks`).
+
+    Unavailable: the reason, with one RuntimeWarning per reason. Only the portable loop built
+    (no AVX-512 VNNI): a reason, silently; that loop is exact but untuned.
+    """
+    reason = why_unavailable()
+    if reason is not None:
+        if reason not in _warned:
+            _warned.add(reason)
+            warnings.warn(f"ternary_matmul: the native CPU kernel is unavailable ({reason}); "
+                          f"using the XLA implementation", RuntimeWarning, stacklevel=2)
+        return reason
+    if simd_path() != "avx512_vnni":
+        return "only the portable loop builds on this CPU"
     return None
 
 

@@ -81,6 +81,11 @@ struct Decoder {
   }
 };
 
+const Decoder& decoder() {
+  static const Decoder dec;
+  return dec;
+}
+
 inline __m512i broadcast_x(const int8_t* x4, int64_t k4, int64_t m, int64_t r) {
   int32_t word;
   std::memcpy(&word, x4 + (m * k4 + r) * 4, 4);
@@ -115,7 +120,7 @@ void stream_rows(const Decoder& dec, const int8_t* x4, const uint8_t* data, int3
 
 void add_rows(const int8_t* x4, const uint8_t* data, int32_t* acc, int64_t m_rows, int64_t k4, int64_t n,
               int64_t r0, int64_t r1) {
-  static const Decoder dec;
+  const Decoder& dec = decoder();
   switch (m_rows) {
     case 1: return stream_rows<1>(dec, x4, data, acc, k4, n, r0, r1);
     case 2: return stream_rows<2>(dec, x4, data, acc, k4, n, r0, r1);
@@ -154,7 +159,7 @@ void block_gemm(const Decoder& dec, const int8_t* x4, const uint8_t* data, int32
 // Output columns [c0, c1) of every row, complete (xsum subtracted); c0 a multiple of 64.
 void gemm_columns(const int8_t* x4, const uint8_t* data, int32_t* out, int64_t m_rows, int64_t k4, int64_t n,
                   int64_t c0, int64_t c1, const int32_t* xsum) {
-  static const Decoder dec;
+  const Decoder& dec = decoder();
   const int64_t full = c0 + (c1 - c0) / 64 * 64;
   for (int64_t c = c0; c < full; c += 64) {
     int64_t m = 0;

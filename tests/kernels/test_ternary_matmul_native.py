@@ -81,7 +81,7 @@ def test_missing_compiler_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_disabled_native_falls_back_with_a_warning_but_a_request_raises(monkeypatch):
     monkeypatch.setenv(native.DISABLE_VAR, "0")
-    monkeypatch.setattr(api, "_warned", set())
+    monkeypatch.setattr(native, "_warned", set())
     assert not native.available() and "NEUROJAX_NATIVE" in native.why_unavailable()
     x, w = _case(4, 3, 50, 20)
     want = x.astype(np.int64) @ w.T.astype(np.int64)
