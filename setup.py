@@ -23,7 +23,7 @@ setup(
     packages=_LIB + ["neurojax.kernels"] + _KERNELS,
     package_dir={"neurojax.kernels": "kernels"},
     # The native CPU kernel's C++ source is compiled on first use (kernels/ternary_matmul/native.py).
-    package_data={"neurojax.kernels.ternary_matmul": ["*.cc"]},
+    package_data={"neurojax.kernels.ternary_matmul": ["*.cc"], "neurojax.kernels.event_matmul": ["*.cc"]},
     install_requires=[
         "jax>=0.4.35",
         "flax>=0.10",

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neurojax.errors import NeurojaxError
+from neurojax.kernels.event_matmul import event_matmul, event_matmul_csr
 from neurojax.neuromorphic.chip import ChipConfig
 from neurojax.neuromorphic.isa import INT32_MAX, INT32_MIN, Program
 from neurojax.neuromorphic.network import InputGroup, Network
@@ -45,12 +46,13 @@ def _add_overflow(a, b, r):
 def execute(prog: Program, regs: dict, ports: dict, params: dict) -> tuple:
     """Run `prog` once for every neuron: returns (registers, channel values, overflows per neuron).
 
-    `regs`, `ports`, `params` map names to int32 arrays of one shape (the neurons); the
-    function is pure and traceable.
+    `regs` (at least the program's `persistent()` registers), `ports`, `params` map names to
+    int32 arrays of one shape (the neurons); the function is pure and traceable. The
+    registers returned are every register the program holds after the step.
     """
     regs = dict(regs)
     out = {}
-    like = next(iter(regs.values())) if regs else next(iter(ports.values()))
+    like = next(iter([*regs.values(), *ports.values(), *params.values()]))
     overflow = jnp.zeros(like.shape, jnp.int32)
 
     def val(o):
@@ -149,6 +151,20 @@ def execute(prog: Program, regs: dict, ports: dict, params: dict) -> tuple:
 
 # ----------------------------------------------------------------------------- the simulator
 
+def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, n_cols: int) -> tuple:
+    """(indptr, indices, values) int32 of the sparse matrix with entries summed per (row, col),
+    zeros dropped, padded past `indptr[-1]` to a size bucket (`event_matmul_csr` ignores the
+    padding) so that networks differing in a few synapses share one compilation."""
+    key, inverse = np.unique(rows.astype(np.int64) * n_cols + cols, return_inverse=True)
+    total = np.zeros(key.size, np.int64)
+    np.add.at(total, inverse.reshape(-1), vals)
+    key, total = key[total != 0], total[total != 0]
+    indptr = np.searchsorted(key // n_cols, np.arange(n_rows + 1))
+    step = 2 ** max(10, int(key.size).bit_length() - 4)  # at most 1/16 of padding
+    pad = -key.size % step
+    return tuple(jnp.asarray(a, jnp.int32) for a in (indptr, np.pad(key % n_cols, (0, pad)), np.pad(total, (0, pad))))
+
+
 @dataclasses.dataclass
 class Trace:
     """What a run produced: probed channel values and event counters, per step."""
@@ -211,12 +227,16 @@ class Simulator:
     def _layout(self) -> dict:
         net, pl = self.net, self.placement
         C = self.num_cores = pl.num_cores
-        # message slots: every (group, channel) that feeds a synapse group
+        # message slots: every (group, channel) that feeds a synapse group, host inputs first
+        # (slots [0, S_in): their events are known before a run, so the time loop need not record them)
         self.chan_off, S = {}, 0
-        for syn in net.synapses:
-            if syn.src not in self.chan_off:
-                self.chan_off[syn.src] = S
-                S += net.groups[syn.src[0]].size
+        for from_host in (True, False):
+            for syn in net.synapses:
+                if syn.src not in self.chan_off and isinstance(net.groups[syn.src[0]], InputGroup) == from_host:
+                    self.chan_off[syn.src] = S
+                    S += net.groups[syn.src[0]].size
+            if from_host:
+                self.S_in = S
         self.S = max(S, 1)
         self.D = max([syn.delay for syn in net.synapses] + [1])
         # port slots, separately for sum and max accumulation
@@ -233,6 +253,7 @@ class Simulator:
         chan_core = np.zeros(self.S, np.int64)
         msgs = np.zeros(self.S, np.int64)
         hops = np.zeros(self.S, np.int64)
+        fan = {}  # delay -> keys slot * C + target core, one per non-zero synapse
         for syn in net.synapses:
             src, dst = net.groups[syn.src[0]], net.groups[syn.dst[0]]
             so = self.chan_off[syn.src]
@@ -245,18 +266,16 @@ class Simulator:
             pairs = np.stack([key // C, key % C])
             np.add.at(msgs, so + pairs[0], 1)
             np.add.at(hops, so + pairs[0], pl.hops(src_core[pairs[0]], pairs[1]))
+            fan.setdefault(syn.delay, []).append((so + si.astype(np.int64)) * C + dcore)
             if syn.sparse and syn.exp == 0:
-                coo[mode].append((so + si, po + d, w, np.full(d.shape, syn.delay), dcore))
+                coo[mode].append((so + si, po + d, w, np.full(d.shape, syn.delay)))
                 continue
-            fan_cores = np.unique(dcore) if d.size else np.zeros(1, np.int64)
-            fan = np.zeros((src.size, fan_cores.size), np.int32)
-            np.add.at(fan, (si, np.searchsorted(fan_cores, dcore)), 1)
             W = np.zeros((dst.size, src.size), np.int64)
             np.add.at(W, (d, si), w)
             narrow = bool(np.abs(W).max(initial=0) < 128 and src.channels()[syn.src[1]][1] <= 8)
-            dense.append({"w": jnp.asarray(W, jnp.int8 if narrow else jnp.int32), "fan": jnp.asarray(fan),
-                          "fan_cores": jnp.asarray(fan_cores, jnp.int32)})
             from_input = isinstance(src, InputGroup) and mode == "sum"
+            # weights [dst, src]; source-major [src, dst] for an event-driven matmul of host inputs
+            dense.append({"w": jnp.asarray(W.T if from_input else W, jnp.int8 if narrow else jnp.int32)})
             dense_static.append((so, src.size, mode, po, dst.size, narrow, syn.delay, syn.exp, from_input))
             self.dense_src.append(src.name)
         self.dense_static = tuple(dense_static)
@@ -264,10 +283,22 @@ class Simulator:
         for mode, parts in coo.items():
             if parts:
                 arrays["coo"][mode] = tuple(jnp.asarray(np.concatenate(x), jnp.int32) for x in zip(*parts))
-        arrays["chan_core"] = jnp.asarray(chan_core, jnp.int32)
-        arrays["msgs"], arrays["hops"] = jnp.asarray(msgs, jnp.int32), jnp.asarray(hops, jnp.int32)
-        arrays["neuron_core"] = jnp.asarray(np.concatenate(
-            [pl.core_of[g.name] for batch in self.batches for g in batch] + [np.zeros(0, np.int64)]), jnp.int32)
+        # Event counters are computed after each chunk's scan from its recorded events, as one
+        # event-driven matmul of the events with a sparse (CSR) cost matrix [S, (2 + delays) * C]:
+        # per message slot, the messages and mesh hops one event costs each core, then the
+        # synapses it reaches on each core through synapse groups of each delay (`_counters`).
+        self.fan_delays = tuple(sorted(fan))
+        width = (2 + len(self.fan_delays)) * C
+        slots = np.arange(self.S)
+        rows = [slots, slots] + [np.concatenate(fan[d]) // C for d in self.fan_delays]
+        cols = [chan_core, C + chan_core] + [(2 + j) * C + np.concatenate(fan[d]) % C
+                                             for j, d in enumerate(self.fan_delays)]
+        vals = [msgs, hops] + [np.ones(r.shape, np.int64) for r in rows[2:]]
+        arrays["cost"] = _csr(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), self.S, width)
+        neuron_core = np.concatenate([pl.core_of[g.name] for batch in self.batches for g in batch]
+                                     + [np.zeros(0, np.int64)])
+        arrays["neuron_core"] = _csr(np.arange(neuron_core.size), neuron_core, np.ones(neuron_core.size, np.int64),
+                                     neuron_core.size, C)
         arrays["neurons"] = jnp.asarray(pl.neurons, jnp.int32)
         arrays["params"] = [{name: jnp.asarray(np.concatenate([g.param_array(name) for g in batch]))
                              for name in batch[0].program.params} for batch in self.batches]
@@ -276,66 +307,61 @@ class Simulator:
             tuple(sorted(self.chan_off.items())), tuple(sorted(self.port_off.items())), self.S, self.D,
             tuple(sorted(self.P.items())), C, self.dense_static,
             tuple((m, int(a[0].shape[0])) for m, a in sorted(arrays["coo"].items())),
+            self.fan_delays, tuple(a.shape for a in (*arrays["cost"], *arrays["neuron_core"])),
             tuple((g.name, g.size) for g in net.inputs()), self.probes)
         return arrays
 
     def initial_state(self) -> dict:
-        """Registers (initial values of every group), an empty message ring buffer, step 0."""
+        """Persistent registers (`Program.persistent`, initial values of every group), an empty
+        message ring buffer, no synaptic ops due (see `_counters`), step 0."""
         regs = []
         for batch in self.batches:
             regs.append({name: jnp.asarray(np.concatenate([
                 np.broadcast_to(np.asarray(g.init.get(name, 0), np.int32), (g.size,)) for g in batch]))
-                for name in batch[0].program.registers})
-        return {"regs": regs, "ring": jnp.zeros((self.D, self.S), jnp.int32), "t": jnp.int32(0)}
+                for name in batch[0].program.persistent()})
+        return {"regs": regs, "ring": jnp.zeros((self.D, self.S), jnp.int32), "t": jnp.int32(0),
+                "due": jnp.zeros((self.D, self.num_cores), jnp.int32)}
 
-    def _dendrites(self, arrays, ring, t, pre) -> tuple:
-        """Flat port accumulators and the synaptic ops per core of the messages delivered at step t."""
-        C = self.num_cores
+    def _dendrites(self, arrays, ring, t, pre) -> dict:
+        """Flat port accumulators of the messages delivered at step t."""
         acc = {"sum": jnp.zeros(self.P["sum"], jnp.int32), "max": jnp.zeros(self.P["max"], jnp.int32)}
-        synops = jnp.zeros(C, jnp.int32)
         flat = ring.reshape(-1)
-        for mode, (src, dst, w, delay, core) in arrays["coo"].items():
-            vals = flat[((t - delay) % self.D) * self.S + src]
-            contrib = w * vals
+        for mode, (src, dst, w, delay) in arrays["coo"].items():
+            contrib = w * flat[((t - delay) % self.D) * self.S + src]
             if mode == "sum":
                 acc[mode] = acc[mode] + jax.ops.segment_sum(contrib, dst, num_segments=self.P[mode])
             else:
                 acc[mode] = jnp.maximum(acc[mode], jax.ops.segment_max(contrib, dst, num_segments=self.P[mode]))
-            synops = synops + jax.ops.segment_sum((vals != 0).astype(jnp.int32), core, num_segments=C)
         for i, (e, (so, n_src, mode, po, n_dst, narrow, delay, exp, from_input)) in enumerate(
                 zip(arrays["dense"], self.dense_static)):
-            if from_input:  # computed for the whole run before the scan (`_input_dendrites`)
-                a, ops = pre[i]
-                a = jnp.left_shift(a, exp) if exp > 0 else jnp.right_shift(a, -exp) if exp < 0 else a
-                sl = acc[mode][po:po + n_dst]
-                acc[mode] = acc[mode].at[po:po + n_dst].set(sl + a)
-                synops = synops.at[e["fan_cores"]].add(ops)
-                continue
-            p = jax.lax.dynamic_slice(ring[(t - delay) % self.D], (so,), (n_src,))
-            if mode == "max":
-                a = jnp.max(e["w"].astype(jnp.int32) * p[None, :], axis=1)
-            elif narrow:
-                a = jnp.dot(e["w"], p.astype(jnp.int8), preferred_element_type=jnp.int32)
+            if from_input:  # computed for the whole chunk before the scan (`_input_dendrites`)
+                a = pre[i]
             else:
-                a = jnp.dot(e["w"], p, preferred_element_type=jnp.int32)
+                p = jax.lax.dynamic_slice(ring[(t - delay) % self.D], (so,), (n_src,))
+                if mode == "max":
+                    a = jnp.max(e["w"].astype(jnp.int32) * p[None, :], axis=1)
+                elif narrow:
+                    a = jnp.dot(e["w"], p.astype(jnp.int8), preferred_element_type=jnp.int32)
+                else:
+                    a = jnp.dot(e["w"], p, preferred_element_type=jnp.int32)
             a = jnp.left_shift(a, exp) if exp > 0 else jnp.right_shift(a, -exp) if exp < 0 else a
             sl = acc[mode][po:po + n_dst]
             acc[mode] = acc[mode].at[po:po + n_dst].set(jnp.maximum(sl, a) if mode == "max" else sl + a)
-            synops = synops.at[e["fan_cores"]].add((p != 0).astype(jnp.int32) @ e["fan"])
         acc["max"] = jnp.maximum(acc["max"], 0)  # an empty max is 0, like a missing message
-        return acc, synops
+        return acc
 
     def _step(self, arrays, state: dict, injected: dict, pre: dict) -> tuple:
-        C = self.num_cores
+        """One time step: (new state, (probes, events of slots S_in.. [S - S_in] 0/1, active neurons
+        [N] 0/1, overflows))."""
         ring, t = state["ring"], state["t"]
-        acc, synops = self._dendrites(arrays, ring, t, pre)
+        acc = self._dendrites(arrays, ring, t, pre)
         sent, new_regs, overflow, active = {}, [], [], []
         for batch, regs, params in zip(self.batches, state["regs"], arrays["params"]):
             prog = batch[0].program
             ports = {name: jnp.concatenate([acc[mode][self.port_off[(g.name, name)][1]:][:g.size] for g in batch])
                      for name, mode in prog.ports.items()}
             regs, outs, ovf = execute(prog, regs, ports, params)
-            new_regs.append(regs)
+            new_regs.append({name: regs[name] for name in prog.persistent()})
             act = jnp.zeros(ovf.shape, bool)
             for v in list(ports.values()) + list(outs.values()):
                 act = act | (v != 0)
@@ -351,21 +377,39 @@ class Simulator:
         flat_sent = jnp.zeros(self.S, jnp.int32)
         for key, off in self.chan_off.items():
             flat_sent = jax.lax.dynamic_update_slice(flat_sent, sent[key], (off,))
-        events = (flat_sent != 0).astype(jnp.int32)
-        counters = {
-            "synops": synops,
-            "messages": jax.ops.segment_sum(events * arrays["msgs"], arrays["chan_core"], num_segments=C),
-            "hops": jax.ops.segment_sum(events * arrays["hops"], arrays["chan_core"], num_segments=C),
-        }
-        active = jnp.concatenate(active + [jnp.zeros(0, bool)]).astype(jnp.int32)
-        counters["active_updates"] = jax.ops.segment_sum(active, arrays["neuron_core"], num_segments=C)
-        counters["idle_updates"] = arrays["neurons"] - counters["active_updates"]
-        ring = ring.at[t % self.D].set(flat_sent)
+        ring = flat_sent[None] if self.D == 1 else ring.at[t % self.D].set(flat_sent)
         probes = {p: sent[tuple(p.rsplit("/", 1))] for p in self.probes}
         overflow = jnp.stack(overflow) if overflow else jnp.zeros(0, jnp.int32)
-        return {"regs": new_regs, "ring": ring, "t": t + 1}, (probes, counters, overflow)
+        active = jnp.concatenate(active + [jnp.zeros(0, bool)]).astype(jnp.int32)
+        events = (flat_sent[self.S_in:] != 0).astype(jnp.int32)  # host inputs' events: see `_scan`
+        return {"regs": new_regs, "ring": ring, "t": t + 1, "due": state["due"]}, (probes, events, active, overflow)
+
+    def _counters(self, arrays, due, events, active, live) -> tuple:
+        """Per-step, per-core event counters [T, C] of a chunk, from its recorded events.
+
+        `events [T, S]` (0/1): which message slots sent at each step (padded steps, `live`
+        False, count nothing). Counting is an event-driven matmul of the events with per-slot
+        costs (`arrays["cost"]`), after the scan: no scatter in the time loop, and work only
+        where events occurred. Synaptic ops land `delay` steps after their event: `due [D, C]`
+        holds those of earlier chunks that fall on this chunk's first D steps, and the new
+        `due` those of this chunk that fall after its last live step.
+        """
+        C, D, T = self.num_cores, self.D, events.shape[0]
+        live = live.astype(jnp.int32)
+        per_send = event_matmul_csr(events * live[:, None], *arrays["cost"], (2 + len(self.fan_delays)) * C)
+        arrival = jnp.zeros((T + D, C), jnp.int32).at[:D].add(due)
+        for j, delay in enumerate(self.fan_delays):
+            arrival = arrival.at[delay:delay + T].add(per_send[:, (2 + j) * C:(3 + j) * C])
+        act = event_matmul_csr(active * live[:, None], *arrays["neuron_core"], C)
+        counters = {"synops": arrival[:T], "messages": per_send[:, :C], "hops": per_send[:, C:2 * C],
+                    "active_updates": act, "idle_updates": arrays["neurons"] - act}
+        return counters, jax.lax.dynamic_slice_in_dim(arrival, jnp.sum(live), D)
 
     def _scan(self, arrays, state, inputs, masked: bool = True):
+        """One chunk: the input dendrites, the time loop, then the event counters."""
+        injected, live = inputs
+        pre = self._input_dendrites(arrays, state, injected)
+
         def step(state, x):
             injected, pre, live = x
             new, ys = self._step(arrays, state, injected, pre)
@@ -373,43 +417,29 @@ class Simulator:
                 return new, ys
             return jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, state), ys
 
-        return jax.lax.scan(step, state, inputs)
+        end, (probes, events, active, overflow) = jax.lax.scan(step, state, (injected, pre, live))
+        host = [(off, (injected[g] != 0).astype(jnp.int32)) for (g, _), off in self.chan_off.items() if off < self.S_in]
+        events = jnp.concatenate([x for _, x in sorted(host, key=lambda h: h[0])] + [events], axis=1)
+        counters, end["due"] = self._counters(arrays, state["due"], events, active, live)
+        return end, (probes, counters, overflow)
 
-    def _input_weights(self, i: int, e: dict) -> tuple:
-        """(max |w|, w.T as float32) of dense synapse group i, converted once per simulator."""
-        cache = self.__dict__.setdefault("_weights_t", {})
-        if i not in cache:
-            w = np.asarray(e["w"])
-            cache[i] = (float(np.abs(w).max(initial=0)), jnp.asarray(w.T, jnp.float32))
-        return cache[i]
+    def _input_dendrites(self, arrays, state: dict, injected: dict) -> dict:
+        """Dense synapses fed by host inputs, for every step of a chunk at once.
 
-    def _input_dendrites(self, state: dict, xs: dict, steps: int) -> dict:
-        """Dense synapses fed by host inputs, for every step of the run at once (one matmul each).
-
-        The inputs are known before the run, so their dendritic sums need not wait for the
-        scan; messages sent before this run (delay > step) come from the state's ring buffer.
-        Float32 is used only where every partial sum is an integer below 2**24 (exact).
+        The inputs are known before the chunk runs, so their dendritic sums need not wait for
+        the time loop: one event-driven matmul per group (`kernels.event_matmul`: work only
+        for the events that occur). What arrives in the first `delay` steps was sent before
+        the chunk and comes from the message ring.
         """
         pre = {}
-        ring = None
-        t0 = int(state["t"])
-        for i, (e, (so, n_src, mode, po, n_dst, narrow, delay, exp, from_input)) in enumerate(
-                zip(self.arrays["dense"], self.dense_static)):
+        ring, t0 = state["ring"], state["t"]
+        for i, (so, n_src, mode, po, n_dst, narrow, delay, exp, from_input) in enumerate(self.dense_static):
             if not from_input:
                 continue
-            x = xs[self.dense_src[i]][:steps]
-            if ring is None:
-                ring = np.asarray(state["ring"])
-            before = np.stack([ring[(t0 - delay + k) % self.D, so:so + n_src] for k in range(delay)])
-            x = np.concatenate([before, x])[:steps]
-            w_max, w_t = self._input_weights(i, e)
-            bound = w_max * max(float(x.max(initial=0)), -float(x.min(initial=0))) * n_src
-            if bound < 2 ** 24:
-                a = (jnp.asarray(x, jnp.float32) @ w_t).astype(jnp.int32)
-            else:
-                a = jnp.dot(jnp.asarray(x, jnp.int32), w_t.astype(jnp.int32), preferred_element_type=jnp.int32)
-            ops = (jnp.asarray(x != 0, jnp.float32) @ e["fan"].astype(jnp.float32)).astype(jnp.int32)
-            pre[i] = (a, ops)
+            x = injected[self.dense_src[i]]
+            before = jax.lax.dynamic_slice_in_dim(ring[(t0 - delay + jnp.arange(delay)) % self.D], so, n_src, axis=1)
+            x = jnp.concatenate([before, x])[:x.shape[0]]
+            pre[i] = event_matmul(x, arrays["dense"][i]["w"], integer_only=True)
         return pre
 
     def run(self, inputs: dict, num_steps: Optional[int] = None, state: Optional[dict] = None) -> tuple:
@@ -445,13 +475,11 @@ class Simulator:
             xs[name][:num_steps] = v
         live = np.arange(padded) < num_steps  # padded steps leave the state unchanged
         state = self.initial_state() if state is None else state
-        pre = self._input_dendrites(state, xs, padded)
         run = self._compiled(masked=padded != num_steps)  # the mask only where a chunk is partial
         chunks = []
         for c in range(padded // chunk):
             sl = slice(c * chunk, (c + 1) * chunk)
-            state, ys = run(self.arrays, state, ({k: jnp.asarray(v[sl]) for k, v in xs.items()},
-                                                 {i: (a[sl], o[sl]) for i, (a, o) in pre.items()}, jnp.asarray(live[sl])))
+            state, ys = run(self.arrays, state, ({k: v[sl] for k, v in xs.items()}, live[sl]))
             chunks.append(ys)
         probes, counters, overflow = jax.tree_util.tree_map(lambda *a: np.concatenate(a)[:num_steps], *chunks)
         groups = [g.name for batch in self.batches for g in batch]

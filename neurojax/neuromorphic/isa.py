@@ -93,7 +93,7 @@ class Program:
 
     name: str
     instrs: tuple
-    registers: dict  # name -> Register (state: persists across steps)
+    registers: dict  # name -> Register (`persistent()` ones carry state across steps)
     ports: dict  # name -> accumulate mode ("sum" or "max")
     params: dict  # name -> bits of a per-neuron read-only constant
     tables: dict  # name -> read-only int32 np.ndarray
@@ -158,6 +158,21 @@ class Program:
         if wide:
             raise AssemblyError(f"program {self.name!r}: register {wide[0].name!r} is {wide[0].bits} bits; "
                                 f"the chip's registers hold {chip.register_bits}")
+
+    def persistent(self) -> tuple:
+        """Registers read before they are written in a step: the neuron's state between steps.
+
+        The others are scratch: every step overwrites them before use, so the interpreter
+        neither keeps them between steps nor exposes them in its state.
+        """
+        written, live = set(), []
+        for ins in self.instrs:
+            for o in ins.srcs[1:] if ins.op == "lut" else ins.srcs:  # a lut's first operand is a table
+                if isinstance(o, str) and o in self.registers and o not in written and o not in live:
+                    live.append(o)
+            if ins.op != "send":
+                written.add(ins.dst)
+        return tuple(r for r in self.registers if r in live or r not in written)
 
     def state_bits(self) -> int:
         return sum(r.bits for r in self.registers.values())

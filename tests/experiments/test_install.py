@@ -42,3 +42,4 @@ def test_regular_install_ships_kernels(tmp_path):
     assert path.stdout.strip() == str(target / "neurojax" / "kernels" / "linear_recurrence" / "api.py")
     # the native kernel's C++ source ships as package data (it is compiled on first use)
     assert (target / "neurojax" / "kernels" / "ternary_matmul" / "native_cpu.cc").is_file()
+    assert (target / "neurojax" / "kernels" / "event_matmul" / "native_cpu.cc").is_file()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from neurojax import NeurojaxError
 
 native = importlib.import_module("neurojax.kernels.ternary_matmul.native")
+native_build = importlib.import_module("neurojax.kernels.native_build")
 api = importlib.import_module("neurojax.kernels.ternary_matmul.api")
 pack = importlib.import_module("neurojax.kernels.ternary_matmul.pack").pack
 
@@ -62,26 +63,9 @@ def test_vmap_and_empty_rows():
     assert empty.shape == (0, 3, 40)
 
 
-def test_build_is_cached_and_reused(tmp_path, monkeypatch):
-    monkeypatch.setenv(native.CACHE_VAR, str(tmp_path))
-    first = native._build(portable=True)
-    assert first.parent == tmp_path and first.exists()
-    stamp = first.stat().st_mtime_ns
-    assert native._build(portable=True) == first and first.stat().st_mtime_ns == stamp
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary file left behind
-
-
-def test_missing_compiler_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv(native.CACHE_VAR, str(tmp_path))
-    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    with pytest.raises(NeurojaxError, match="no C\\+\\+ compiler"):
-        native._build(portable=True)
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_disabled_native_falls_back_with_a_warning_but_a_request_raises(monkeypatch):
-    monkeypatch.setenv(native.DISABLE_VAR, "0")
-    monkeypatch.setattr(native, "_warned", set())
+    monkeypatch.setenv(native_build.DISABLE_VAR, "0")
+    monkeypatch.setattr(native_build, "_warned", set())
     assert not native.available() and "NEUROJAX_NATIVE" in native.why_unavailable()
     x, w = _case(4, 3, 50, 20)
     want = x.astype(np.int64) @ w.T.astype(np.int64)

@@ -156,7 +156,7 @@ def test_interpreter_step_is_integer_only(micro):
     _, cm = micro
     sim = simulator(cm)
     xs = {g.name: np.zeros((2, g.size), np.int32) for g in cm.network.inputs()}
-    assert_integer_only(lambda a, s, x: sim._scan(a, s, (x, {}, np.ones(2, bool))), sim.arrays, sim.initial_state(), xs)
+    assert_integer_only(lambda a, s, x: sim._scan(a, s, (x, np.ones(2, bool))), sim.arrays, sim.initial_state(), xs)
 
 
 def test_report_and_limits(micro):

@@ -458,3 +458,23 @@ def test_chip_limits_program_length_registers_and_width():
         b.reg(f"r{i}", 8)
     with pytest.raises(AssemblyError, match=r"uses 3 registers; the chip allows 2 \(ChipConfig.registers_per_neuron\)"):
         b.build().check_fits(ChipConfig(registers_per_neuron=2))
+
+
+def test_persistent_registers_are_those_read_before_written():
+    """State between steps: registers a step reads before writing (and ones never written);
+    scratch registers, overwritten before use every step, are not kept by the interpreter."""
+    b = ProgramBuilder("acc_scratch")
+    b.port("i")
+    b.reg("acc", 24)
+    b.reg("gain", 8)  # never written: a per-neuron constant set by the group's init
+    b.reg("late", 16)  # written, then read in the next step before being written again
+    t = b.tmp(24)
+    b.add(t, "i", "gain")
+    b.add("acc", "acc", t)
+    b.add(t, "late", 1)
+    b.mov("late", "acc")
+    b.channel("o")
+    b.send("o", t)
+    prog = b.build()
+    assert set(prog.persistent()) == {"acc", "gain", "late"}
+    assert t not in prog.persistent()
