@@ -1,12 +1,19 @@
-"""The definitions: `events @ fanout` as an int32 dot (wrapping on overflow, like int32 hardware),
-and the same for a fan-out held sparse (CSR)."""
+"""The definitions: `events @ fanout` as an int32 dot (wrapping on overflow, like int32 hardware)
+or a float32 dot, and the integer product with a fan-out held sparse (CSR)."""
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int
 
 
 def event_matmul(events: Int[Array, "T K"], fanout: Int[Array, "K N"]) -> Int[Array, "T N"]:
+    if jnp.issubdtype(events.dtype, jnp.floating):
+        return jnp.dot(events, fanout, precision=jax.lax.Precision.HIGHEST)
     return jnp.dot(events.astype(jnp.int32), fanout.astype(jnp.int32), preferred_element_type=jnp.int32)
+
+
+def event_matmul_t(events: Int[Array, "R K"], rows: Int[Array, "R N"], acc: Int[Array, "K N"]) -> Int[Array, "K N"]:
+    """`acc + events^T @ rows`: for each event (r, s), row r of `rows` times the payload into row s."""
+    return acc + event_matmul(events.T, rows)
 
 
 def event_matmul_csr(events: Int[Array, "T K"], indptr: Int[Array, "K1"], indices: Int[Array, "P"],

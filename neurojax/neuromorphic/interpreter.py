@@ -351,8 +351,8 @@ class Simulator:
         return acc
 
     def _step(self, arrays, state: dict, injected: dict, pre: dict) -> tuple:
-        """One time step: (new state, (probes, events of slots S_in.. [S - S_in] 0/1, active neurons
-        [N] 0/1, overflows))."""
+        """One time step: (new state, overflows per neuron [N], (probes, events of slots S_in..
+        [S - S_in] 0/1, active neurons [N] 0/1))."""
         ring, t = state["ring"], state["t"]
         acc = self._dendrites(arrays, ring, t, pre)
         sent, new_regs, overflow, active = {}, [], [], []
@@ -366,9 +366,9 @@ class Simulator:
             for v in list(ports.values()) + list(outs.values()):
                 act = act | (v != 0)
             active.append(act)
+            overflow.append(ovf)
             start = 0
             for g in batch:
-                overflow.append(jnp.sum(ovf[start:start + g.size]))
                 for ch, v in outs.items():
                     sent[(g.name, ch)] = v[start:start + g.size]
                 start += g.size
@@ -379,10 +379,10 @@ class Simulator:
             flat_sent = jax.lax.dynamic_update_slice(flat_sent, sent[key], (off,))
         ring = flat_sent[None] if self.D == 1 else ring.at[t % self.D].set(flat_sent)
         probes = {p: sent[tuple(p.rsplit("/", 1))] for p in self.probes}
-        overflow = jnp.stack(overflow) if overflow else jnp.zeros(0, jnp.int32)
+        overflow = jnp.concatenate(overflow + [jnp.zeros(0, jnp.int32)])
         active = jnp.concatenate(active + [jnp.zeros(0, bool)]).astype(jnp.int32)
         events = (flat_sent[self.S_in:] != 0).astype(jnp.int32)  # host inputs' events: see `_scan`
-        return {"regs": new_regs, "ring": ring, "t": t + 1, "due": state["due"]}, (probes, events, active, overflow)
+        return {"regs": new_regs, "ring": ring, "t": t + 1, "due": state["due"]}, overflow, (probes, events, active)
 
     def _counters(self, arrays, due, events, active, live) -> tuple:
         """Per-step, per-core event counters [T, C] of a chunk, from its recorded events.
@@ -410,14 +410,21 @@ class Simulator:
         injected, live = inputs
         pre = self._input_dendrites(arrays, state, injected)
 
-        def step(state, x):
+        def step(carry, x):
+            state, overflow = carry  # overflows per neuron, summed over the chunk's (live) steps
             injected, pre, live = x
-            new, ys = self._step(arrays, state, injected, pre)
+            new, ovf, ys = self._step(arrays, state, injected, pre)
+            new = (new, overflow + ovf)
             if not masked:
                 return new, ys
-            return jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, state), ys
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, carry), ys
 
-        end, (probes, events, active, overflow) = jax.lax.scan(step, state, (injected, pre, live))
+        n = sum(g.size for batch in self.batches for g in batch)
+        (end, per_neuron), (probes, events, active) = jax.lax.scan(
+            step, (state, jnp.zeros(n, jnp.int32)), (injected, pre, live))
+        bounds = np.cumsum([0] + [g.size for batch in self.batches for g in batch])
+        overflow = jnp.stack([jnp.sum(per_neuron[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+                             + [jnp.zeros((), jnp.int32)])[:-1]
         host = [(off, (injected[g] != 0).astype(jnp.int32)) for (g, _), off in self.chan_off.items() if off < self.S_in]
         events = jnp.concatenate([x for _, x in sorted(host, key=lambda h: h[0])] + [events], axis=1)
         counters, end["due"] = self._counters(arrays, state["due"], events, active, live)
@@ -481,8 +488,8 @@ class Simulator:
             sl = slice(c * chunk, (c + 1) * chunk)
             state, ys = run(self.arrays, state, ({k: v[sl] for k, v in xs.items()}, live[sl]))
             chunks.append(ys)
-        probes, counters, overflow = jax.tree_util.tree_map(lambda *a: np.concatenate(a)[:num_steps], *chunks)
+        probes, counters = jax.tree_util.tree_map(lambda *a: np.concatenate(a)[:num_steps], *[c[:2] for c in chunks])
         groups = [g.name for batch in self.batches for g in batch]
-        total = np.asarray(overflow).sum(axis=0)
+        total = np.sum([np.asarray(c[2], np.int64) for c in chunks], axis=0)
         trace = Trace(dict(probes), dict(counters), dict(zip(groups, (int(x) for x in total))))
         return trace, state

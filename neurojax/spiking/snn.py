@@ -30,27 +30,32 @@ Implementations (`impl=`), one module API (`SpikingMLP`, or the pure `forward` /
                or beta (1 - threshold g_t) (neurojax) when the reset is not detached; with
                reset="zero" beta (1 - H_t) minus beta v_t g_t when not detached.
   "chunked"    (the default) the whole network under one hand-written VJP, layer 1 in chunks
-               of `CHUNK_STEPS` = 10 time steps: per chunk one `[10 B, n_in] x [n_in, hidden]`
-               matmul, the LIF scan of the chunk and its `[10 B, hidden] x [hidden, n_out]`
-               layer-2 currents; then the small layer-2 LIF over the whole sequence. The
-               backward runs layer 2's reverse scan, then layer 1's chunks in reverse: spikes
-               recomputed from the trace for dW2, `a2 @ W2`, the reverse LIF scan, and
-               `dW1^T += x_c^T a1` per chunk. Only the layer-1 membrane trace is kept at full
-               length; the currents I1, the spikes s1, their cotangents and dL/dI1 exist one
-               chunk at a time (less memory, fewer fresh pages, operands that stay in cache).
-               A T that no chunk length in [5, 10] divides is padded at the end with zero
+               of `CHUNK_STEPS` = 5 time steps: per chunk one `[5 B, n_in] x [n_in, hidden]`
+               event-driven product (`kernels.event_matmul`: on CPU only the weight rows of
+               inputs that fired are added, 5% of them on the workload), the LIF scan of the
+               chunk and its `[5 B, hidden] x [hidden, n_out]` layer-2 currents; then the small
+               layer-2 LIF over the whole sequence. The backward runs layer 2's reverse scan,
+               then layer 1's chunks in reverse: spikes recomputed from the trace for dW2,
+               `a2 @ W2`, the reverse LIF scan, and `dW1^T += x_c^T a1` per chunk (event-driven
+               too, `event_matmul_t`: a row of a1 per input event, accumulated in place). Only
+               the layer-1 membrane trace is kept at full length; the currents I1, the spikes
+               s1, their cotangents and dL/dI1 exist one chunk at a time (less memory: with 5
+               steps the peak is below Spyx's at every scaling point, where 10 was 3% above it at
+               T = 50). A T that no chunk length in [3, 5] divides is padded at the end with zero
                input (causal: earlier outputs are unchanged, the padded steps carry no gradient).
 Every fast path gives spikes bit-identical to the reference's when the matmuls are exact
 (same float32 LIF operations in the same order; `tests/spiking/test_snn_train.py` uses
 dyadic weights), gradients equal to float32 round-off; on the workload the step-0 losses
 match the float64 NumPy loss (`loss_float64`) to ~1e-6.
 
-Measured on the 2-core CPU (`python -m experiments.bench_snn` prints the figures): the two
-dense input-layer matmuls (forward and dW1, 2.3 GFLOP each at T=100, H=256) are most of a
-training step and run near the machine's FLOP rate; an event-driven first layer (a gather-sum
-of the active inputs' weight columns, ~35 per row, and a gather of the active rows for dW1) is
-there 10-20x slower than the dense matmul (XLA's CPU gather and scatter run element by
-element), so it is not offered. No GPU path (Pallas) is offered: none was measured.
+Measured on the 2-core CPU (`python -m experiments.bench_snn` prints the figures): as dense
+matmuls the two input-layer products (forward and dW1, 2.3 GFLOP each at T=100, H=256) are
+most of a training step. In XLA an event-driven first layer (gather-sum of the active inputs'
+weight columns) was 10-20x slower than the dense matmul (XLA's CPU gather and scatter run
+element by element); the native `event_matmul` kernel does the same work 3-6x faster than the
+dense matmul, so "chunked" uses it (elsewhere it falls back to the dense dot). Summed in event
+order, its float32 results differ from a dot by round-off only (exactly equal with dyadic
+weights). No GPU path (Pallas) is offered: none was measured.
 """
 import dataclasses
 import functools
@@ -64,6 +69,7 @@ import optax
 from jaxtyping import Array, Float, Int
 
 from neurojax.errors import NeurojaxError
+from neurojax.kernels.event_matmul import event_matmul, event_matmul_t
 from neurojax.spiking.neurons import LIF, ORDERS, RESETS
 from neurojax.spiking.surrogate import get_surrogate, heaviside
 
@@ -243,7 +249,7 @@ _fused_lif.defvjp(_fused_lif_fwd, _fused_lif_bwd)
 
 # ----------------------------------------------------------------------------- the fused network
 
-CHUNK_STEPS = 10  # time steps per chunk of the "chunked" implementation
+CHUNK_STEPS = 5  # time steps per chunk of the "chunked" implementation
 
 
 def _chunks(steps: int, target: int | None = None) -> tuple[int, int]:
@@ -271,6 +277,16 @@ def _pad_time(a, steps: int):
     return a if a.shape[0] == steps else jnp.pad(a, [(0, steps - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
 
 
+def _input_product(events, other, acc=None):
+    """`events @ other` (with `acc`: `acc + events^T @ other`) for layer 1, whose `events` are
+    the mostly-zero input: float32 goes through `kernels.event_matmul` (on CPU a native kernel
+    that only touches the rows of inputs that fired), other dtypes through the dense dot."""
+    fast = events.dtype == jnp.float32 and other.dtype == jnp.float32
+    if acc is None:
+        return event_matmul(events, other) if fast else events @ other
+    return event_matmul_t(events, other, acc) if fast and acc.dtype == jnp.float32 else acc + events.T @ other
+
+
 def _net_run(k: _Consts, x, w1, w2, keep_trace: bool):
     """The whole network forward, layer 1 in chunks of time: per chunk one `[C*B, n_in] x
     [n_in, hidden]` matmul, the LIF scan over the chunk, and the chunk's layer-2 currents; then
@@ -281,9 +297,10 @@ def _net_run(k: _Consts, x, w1, w2, keep_trace: bool):
     xc = _pad_time(x, n * c).reshape(n, c, batch, x.shape[2])
 
     hidden, n_out = w1.shape[0], w2.shape[0]
+    w1t = w1.T
 
     def chunk(v1, x_c):
-        i1 = (x_c.reshape(c * batch, x.shape[2]) @ w1.T).reshape(c, batch, hidden)
+        i1 = _input_product(x_c.reshape(c * batch, x.shape[2]), w1t).reshape(c, batch, hidden)
         v1, out = _lif_run(k, v1, i1, keep_trace)
         s1, trace = out if keep_trace else (out, None)
         i2 = (s1.reshape(c * batch, hidden) @ w2.T).reshape(c, batch, n_out)
@@ -331,7 +348,7 @@ def _fused_net_bwd(k: _Consts, res, ds2):
         dw2 = dw2 + a2_rows.T @ _spikes_from_trace(k, t_c, prev_c).reshape(c * batch, hidden)
         lif_carry, a1 = _lif_reverse(k, t_c, (a2_rows @ w2).reshape(c, batch, hidden), lif_carry)
         a1_rows = a1.reshape(c * batch, hidden)
-        dw1t = dw1t + x_c.reshape(c * batch, n_in).T @ a1_rows  # [n_in, hidden]: the faster layout on CPU
+        dw1t = _input_product(x_c.reshape(c * batch, n_in), a1_rows, acc=dw1t)  # dW1^T += x_c^T a1: [n_in, hidden]
         return (lif_carry, dw1t, dw2), (a1_rows @ w1).reshape(c, batch, n_in)
 
     zero = jnp.zeros((batch, hidden), trace1.dtype)

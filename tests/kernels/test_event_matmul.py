@@ -62,6 +62,28 @@ def test_native_large_calls(shape):
     np.testing.assert_array_equal(np.asarray(got, np.int64), oracle(events, fanout))
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), t=st.integers(0, 20), k=st.sampled_from([1, 63, 64, 65, 700]),
+       n=st.sampled_from([1, 17, 64, 300]), binary=st.booleans())
+def test_float32_events(impl, seed, t, k, n, binary):
+    """Float32 events (a spiking network's inputs) and fan-out: exactly the dot where every
+    sum is exact (dyadic weights), within float32 round-off of it otherwise."""
+    rng = np.random.default_rng(seed)
+    fire = rng.random((t, k)) < 0.05
+    events = np.where(fire, 1.0 if binary else rng.standard_normal((t, k)), 0.0).astype(np.float32)
+    dyadic = (rng.integers(-64, 64, (k, n)) / 64).astype(np.float32)
+    noisy = rng.standard_normal((k, n)).astype(np.float32)
+    f = jax.jit(lambda e, w: api.event_matmul(e, w, impl=impl))
+    got = f(jnp.asarray(events), jnp.asarray(dyadic))
+    assert got.dtype == jnp.float32 and got.shape == (t, n)
+    if binary:
+        np.testing.assert_array_equal(np.asarray(got), events.astype(np.float64) @ dyadic.astype(np.float64))
+    want = events.astype(np.float64) @ noisy.astype(np.float64)
+    err = np.abs(np.asarray(f(jnp.asarray(events), jnp.asarray(noisy)), np.float64) - want)
+    assert err.max(initial=0) <= 1e-5 * max(1.0, np.abs(want).max(initial=0)), f"max abs err {err.max()}"
+
+
 def test_xla_takes_floats_only_where_exact():
     """Sums that provably fit 24 bits go through a float32 GEMM; larger ones, where float32
     would round (odd payloads beyond 2**24), take the int32 dot: exact either way."""
@@ -111,8 +133,10 @@ def test_bad_input_is_a_clear_error():
     e = jnp.zeros((2, 3), jnp.int32)
     with pytest.raises(NeurojaxError, match="events \\[T, K\\] and fanout \\[K, N\\]"):
         api.event_matmul(e, jnp.zeros((4, 2), jnp.int8))
-    with pytest.raises(NeurojaxError, match="integer fanout"):
+    with pytest.raises(NeurojaxError, match="or both float32"):
         api.event_matmul(e, jnp.zeros((3, 2), jnp.float32))
+    with pytest.raises(NeurojaxError, match="integer_only"):
+        api.event_matmul(e.astype(jnp.float32), jnp.zeros((3, 2), jnp.float32), integer_only=True)
     with pytest.raises(NeurojaxError, match="indptr \\[K \\+ 1\\]"):
         api.event_matmul_csr(e, jnp.zeros(3, jnp.int32), jnp.zeros(0, jnp.int32), jnp.zeros(0, jnp.int32), 2)
     with pytest.raises(NeurojaxError, match="unknown event_matmul impl"):
@@ -135,3 +159,30 @@ def test_dispatch_default_forcing_and_integer_only(monkeypatch):
         assert api.CSR_OP.choose() == "reference"
     with pytest.raises(NeurojaxError, match="impl 'native' is unavailable"):
         api.event_matmul(jnp.asarray(e), jnp.asarray(f), impl="native")
+
+
+@pytest.mark.parametrize("impl", CSR_IMPLS)
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2 ** 31), r=st.integers(0, 30), k=st.sampled_from([1, 63, 64, 65, 300]),
+       n=st.sampled_from([1, 16, 100, 1030]), integer=st.booleans())
+def test_transposed_form(impl, seed, r, k, n, integer):
+    """`events^T @ rows` (the weight gradient x^T a): integers exactly (wrapping), float32
+    exactly with dyadic rows and binary events."""
+    rng = np.random.default_rng(seed)
+    fire = rng.random((r, k)) < 0.1
+    if integer:
+        events = np.where(fire, rng.integers(-2 ** 20, 2 ** 20, (r, k)), 0).astype(np.int32)
+        rows = rng.integers(-2 ** 31, 2 ** 31, (r, n)).astype(np.int32)
+        want = oracle(events.T, rows)
+    else:
+        events = fire.astype(np.float32)
+        rows = (rng.integers(-64, 64, (r, n)) / 64).astype(np.float32)
+        want = events.T.astype(np.float64) @ rows.astype(np.float64)
+    got = jax.jit(lambda e, a: api.event_matmul_t(e, a, impl=impl))(jnp.asarray(events), jnp.asarray(rows))
+    assert got.shape == (k, n) and got.dtype == (jnp.int32 if integer else jnp.float32)
+    np.testing.assert_array_equal(np.asarray(got, np.float64 if not integer else np.int64), want)
+    acc = np.asarray(got) // 2 if integer else np.asarray(got) / 2  # accumulate onto a prior sum
+    again = jax.jit(lambda e, a, c: api.event_matmul_t(e, a, c, impl=impl))(jnp.asarray(events), jnp.asarray(rows),
+                                                                               jnp.asarray(acc))
+    want2 = wrap32(acc.astype(np.int64) + want) if integer else acc.astype(np.float64) + want
+    np.testing.assert_array_equal(np.asarray(again, np.int64 if integer else np.float64), want2)

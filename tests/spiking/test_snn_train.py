@@ -144,11 +144,12 @@ def test_fused_layer_vjp_equals_autodiff(order, reset, detach):
 
 
 def test_chunk_plan():
-    """Chunks of CHUNK_STEPS = 10 steps, a divisor of T in [5, 10] when there is one, else padding."""
-    assert snn.CHUNK_STEPS == 10
-    assert snn._chunks(100) == (10, 10) and snn._chunks(50) == (5, 10) and snn._chunks(200) == (20, 10)
-    assert snn._chunks(5) == (1, 5) and snn._chunks(24) == (3, 8) and snn._chunks(23) == (3, 10)
-    assert snn._chunks(97) == (10, 10) and snn._chunks(1) == (1, 1)
+    """Chunks of CHUNK_STEPS = 5 steps, a divisor of T in [3, 5] when there is one, else padding."""
+    assert snn.CHUNK_STEPS == 5
+    assert snn._chunks(100) == (20, 5) and snn._chunks(50) == (10, 5) and snn._chunks(200) == (40, 5)
+    assert snn._chunks(5) == (1, 5) and snn._chunks(24) == (6, 4) and snn._chunks(23) == (5, 5)
+    assert snn._chunks(97) == (20, 5) and snn._chunks(1) == (1, 1) and snn._chunks(9) == (3, 3)
+    assert snn._chunks(24, target=10) == (3, 8) and snn._chunks(23, target=10) == (3, 10)
 
 
 # ----------------------------------------------------------------------------- training and the module
