@@ -252,6 +252,10 @@ CASES = [
     ("mulsh", m, (16, "wrap"), (R32, ("imm", -(2**16)), ("imm", 20))) for m in ROUNDING
 ] + [
     ("mulsh", m, S32, (R(16), R(16), R(8))) for m in ROUNDING  # widths add to 32: the one-multiply path
+] + [  # an immediate shift with a narrow factor (either side): the two-product split path, at its limit
+    ("mulsh", m, S32, (R32, R(13), ("imm", 12))) for m in ROUNDING
+] + [
+    ("mulsh", m, S32, (R(16), R(17), ("imm", 15))) for m in ROUNDING  # the first factor the narrower
 ]
 
 

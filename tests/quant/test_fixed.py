@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from neurojax.errors import NeurojaxError
 from neurojax.quant.fixed import (
     OVERFLOW, ROUNDING, FxFormat, apply_multiplier, bit_length, dequantize, fit, mul_shift,
-    mul_shift_wide, multiplier_shift, normalize_shift, overflows, quantize, rescale, saturate,
+    mul_shift_split, mul_shift_wide, multiplier_shift, normalize_shift, overflows, quantize, rescale, saturate,
     shift_left, shift_right, wrap,
 )
 
@@ -40,7 +40,7 @@ def o_round(v: Fraction, mode: str) -> int:
     if mode == "half_even":
         return round(v)  # Fraction.__round__ rounds ties to even
     assert mode == "half_away"
-    return int(math.copysign(math.floor(abs(v) + Fraction(1, 2)), v)) if v else 0
+    return (1 if v > 0 else -1) * math.floor(abs(v) + Fraction(1, 2))  # exact (copysign would go through float)
 
 
 def o_div(num: int, n: int, mode: str) -> int:
@@ -292,6 +292,24 @@ def test_mul_shift_static_n_and_extreme_multipliers(fn, bmax, mode):
         assert got == [o_wrap(o_div(int(x) * int(y), n, mode), 32) for x, y in zip(ints(a), ints(b))], n
     got = ints(fn(a, bmax, 31, mode))  # a scalar multiplier at the contract limit
     assert got == [o_wrap(o_div(int(x) * bmax, 31, mode), 32) for x in ints(a)]
+
+
+@SETTINGS
+@given(data=st.data())
+def test_mul_shift_split_matches_oracle(data):
+    """The two-product `mulsh` by an immediate: exact for every int32 `a` and |b| < 2**(31 - n),
+    every rounding mode, the edges of both ranges included (and equal to `mul_shift`)."""
+    n = data.draw(st.integers(1, 31))
+    lim = 2 ** (31 - n) - 1
+    a = data.draw(st.lists(st.one_of(st.integers(I32_MIN, I32_MAX), st.sampled_from([I32_MIN, I32_MAX, -1, 0, 1])),
+                           min_size=PAD, max_size=PAD))
+    b = data.draw(st.lists(st.one_of(st.integers(-lim, lim), st.sampled_from([-lim, lim, 0, 1, -1])),
+                           min_size=PAD, max_size=PAD))
+    for mode in ROUNDING:
+        got = ints(mul_shift_split(arr(a), arr(b), n, mode))
+        assert got == [o_wrap(o_div(x * y, n, mode), 32) for x, y in zip(a, b)], (mode, n)
+    with pytest.raises(NeurojaxError, match="static shift"):
+        mul_shift_split(arr(a), arr(b), 0)
 
 
 def test_mul_shift_broadcast_per_channel_and_per_token():
