@@ -424,12 +424,10 @@ class Simulator:
                 return new, ys
             return jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, carry), ys
 
-        n = sum(g.size for batch in self.batches for g in batch)
-        (end, per_neuron), (probes, events, active) = jax.lax.scan(
-            step, (state, jnp.zeros(n, jnp.int32)), (injected, pre, live))
         bounds = np.cumsum([0] + [g.size for batch in self.batches for g in batch])
-        overflow = jnp.stack([jnp.sum(per_neuron[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-                             + [jnp.zeros((), jnp.int32)])[:-1]
+        (end, per_neuron), (probes, events, active) = jax.lax.scan(
+            step, (state, jnp.zeros(int(bounds[-1]), jnp.int32)), (injected, pre, live))
+        overflow = jnp.asarray([jnp.sum(per_neuron[a:b]) for a, b in zip(bounds[:-1], bounds[1:])], jnp.int32)
         host = [(off, (injected[g] != 0).astype(jnp.int32)) for (g, _), off in self.chan_off.items() if off < self.S_in]
         events = jnp.concatenate([x for _, x in sorted(host, key=lambda h: h[0])] + [events], axis=1)
         counters, end["due"] = self._counters(arrays, state["due"], events, active, live)
